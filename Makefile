@@ -1,0 +1,48 @@
+# The VAE book. On a fresh machine:  make book   (build the book)   make test   (run every test)
+# Both create .venv and install the pinned environment (constraints.txt) first when needed.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: book test unit nbval notebooks notebooks-check checkpoints evaluate bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+book: $(STAMP)  ## execute every chapter and build the site into _book/
+	$(PY) tools/book.py build
+
+test: $(STAMP) notebooks-check unit nbval  ## all tests: unit suite and every notebook under nbval
+
+unit: $(STAMP)
+	$(PY) -m pytest -q tests
+
+nbval: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
+		--nbval-sanitize-with tests/nbval-sanitize.cfg notebooks
+
+notebooks: $(STAMP)  ## regenerate notebooks/ from chapters/
+	$(PY) tools/book.py notebooks
+
+notebooks-check: $(STAMP)  ## fail when notebooks/ has drifted from chapters/
+	$(PY) tools/book.py check
+
+checkpoints: $(STAMP)  ## retrain every cached model (oracle first: it measures the others)
+	for name in oracle ae vae beta1 beta2 beta4 beta8 beta16 capacity; do \
+		$(PY) -m vaebook train $$name --fresh || exit 1; done
+	$(PY) -m vaebook evaluate --update
+
+evaluate: $(STAMP)  ## the results table of every cached model
+	$(PY) -m vaebook evaluate
+
+bench: $(STAMP)  ## throughput and timing figures
+	$(PY) -m vaebook.bench
+
+clean:
+	rm -rf _book .book-build runs .pytest_cache

@@ -1,0 +1,191 @@
+"""Tests of vaebook.celeba on a 12-image fake CelebA written in both real on-disk layouts."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from celeba_fixture import BORDER, RING, centre_colour, filename, make_celeba_fixture
+from vaebook.celeba import (ATTR_NAMES, CROP, CelebA, DatasetNotFoundError, ENV_VAR,
+                            find_layout)
+
+LAYOUTS = ("torchvision", "kaggle")
+N = 12
+EXPECTED = {  # fixture partition pattern: train, valid, train, test, ...
+    "train": [0, 2, 4, 6, 8, 10], "valid": [1, 5, 9], "test": [3, 7, 11], "all": list(range(N)),
+}
+
+
+@pytest.fixture(scope="module", params=LAYOUTS)
+def root(request, tmp_path_factory):
+    """A read-only fixture dataset, shared by the tests that do not modify it."""
+    return make_celeba_fixture(tmp_path_factory.mktemp(request.param), request.param, N)
+
+
+def attrs01(indices) -> torch.Tensor:
+    """The fixture's attributes for ``indices``, recoded from -1/1 to 0/1."""
+    from celeba_fixture import attr_values
+    return torch.tensor((attr_values(N)[indices] + 1) // 2, dtype=torch.float32)
+
+
+def test_attr_names_are_the_40_celeba_attributes():
+    assert len(ATTR_NAMES) == len(set(ATTR_NAMES)) == 40
+    assert (ATTR_NAMES[0], ATTR_NAMES[20], ATTR_NAMES[-1]) == ("5_o_Clock_Shadow", "Male", "Young")
+
+
+def test_find_layout_detects_each_layout(root):
+    layout = find_layout(root)
+    assert layout.kind == ("torchvision" if (root / "celeba").is_dir() else "kaggle")
+    assert layout.missing() == [] and (layout.images / "000001.jpg").is_file()
+
+
+@pytest.mark.parametrize("split", list(EXPECTED))
+def test_split_sizes_order_and_attributes(root, split):
+    ds = CelebA(root, split=split)
+    indices = EXPECTED[split]
+    assert ds.split == split and len(ds) == len(indices)
+    assert ds.filenames == [filename(i) for i in indices]  # file order within the split
+    assert ds.attrs.dtype == torch.float32 and ds.attrs.shape == (len(indices), 40)
+    assert torch.equal(ds.attrs, attrs01(indices))  # -1/1 in the file -> 0/1
+
+
+def test_metadata_says_there_are_no_factors(root):
+    ds = CelebA(root)
+    assert ds.attr_names == ATTR_NAMES
+    assert ds.factor_names == () and ds.factors is None
+
+
+def test_items_are_cropped_resized_images_and_attrs(root):
+    ds = CelebA(root, split="valid")
+    for k, i in enumerate(EXPECTED["valid"]):
+        image, attrs = ds[k]
+        assert image.dtype == torch.float32 and image.shape == (3, 64, 64)
+        assert 0.0 <= image.min() and image.max() <= 1.0
+        assert torch.equal(attrs, attrs01([i])[0])
+        # Inside: the image's own centre colour (so the images are told apart).
+        centre = torch.tensor(centre_colour(i), dtype=torch.float32)[:, None, None] / 255
+        assert (image[:, 8:-8, 8:-8] - centre).abs().max() < 0.05
+        # Outermost rows and columns: the black ring, so the crop kept the whole 148 square
+        # and none of the green frame around it.
+        edges = torch.cat([image[:, 0], image[:, -1], image[:, :, 0], image[:, :, -1]], dim=1)
+        assert edges.max() < 0.08, f"crop of {filename(i)} is not the centre 148x148 square"
+
+
+def test_crop_constant():
+    assert CROP == 148
+
+
+def test_fixture_border_really_differs_from_centre(root):
+    """Guards the crop test above: the raw fixture image has the green frame and black ring."""
+    pixels = np.asarray(Image.open(find_layout(root).images / filename(0)).convert("RGB"), int)
+    assert pixels.shape == (218, 178, 3)
+    top, left = (218 - 148) // 2, (178 - 148) // 2
+    for (y, x), colour in {(0, 0): BORDER, (top - 3, left + 40): BORDER, (top + 3, left + 40): RING,
+                           (109, 89): centre_colour(0)}.items():
+        assert np.abs(pixels[y, x] - colour).max() < 20, (y, x)
+
+
+def test_image_size_and_dataloader_batches(root):
+    ds = CelebA(root, split="train", image_size=32)
+    images, attrs = next(iter(torch.utils.data.DataLoader(ds, batch_size=4)))
+    assert images.shape == (4, 3, 32, 32) and attrs.shape == (4, 40)
+    assert torch.equal(attrs, attrs01(EXPECTED["train"][:4]))
+    assert len(ds.__getitems__([0, 5])) == 2
+
+
+def test_root_from_environment_variable(root, monkeypatch):
+    monkeypatch.setenv(ENV_VAR, str(root))
+    assert CelebA(split="test").filenames == [filename(i) for i in EXPECTED["test"]]
+
+
+def test_root_may_point_at_inner_celeba_folder(tmp_path):
+    root = make_celeba_fixture(tmp_path, "torchvision", N)
+    ds = CelebA(root / "celeba", split="all")
+    assert ds.layout.images == root / "celeba" / "img_align_celeba"
+    assert len(ds) == N and ds[3][0].shape == (3, 64, 64)
+
+
+def test_windows_line_endings_are_read(tmp_path):
+    root = make_celeba_fixture(tmp_path, "torchvision", N)
+    for name in ("list_attr_celeba.txt", "list_eval_partition.txt"):
+        path = root / "celeba" / name
+        path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    assert torch.equal(CelebA(root, "all").attrs, attrs01(list(range(N))))
+
+
+def test_nothing_at_root_explains_where_to_get_celeba(tmp_path):
+    with pytest.raises(DatasetNotFoundError) as info:
+        CelebA(tmp_path)
+    message = str(info.value)
+    assert str(tmp_path) in message and "No CelebA files" in message
+    for hint in ("Kaggle", "jessicali9530/celeba-dataset", "mmlab.ie.cuhk.edu.hk", ENV_VAR):
+        assert hint in message
+    assert isinstance(info.value, FileNotFoundError)
+
+
+def test_missing_root_folder_is_named(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="does not exist"):
+        CelebA(tmp_path / "nowhere")
+
+
+def test_no_root_and_no_env_var(monkeypatch):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    with pytest.raises(DatasetNotFoundError, match=f"set {ENV_VAR}"):
+        CelebA()
+
+
+def test_half_present_torchvision_lists_everything_missing(tmp_path):
+    root = make_celeba_fixture(tmp_path, "torchvision", N)
+    shutil.rmtree(root / "celeba" / "img_align_celeba")
+    (root / "celeba" / "list_eval_partition.txt").unlink()
+    with pytest.raises(DatasetNotFoundError) as info:
+        CelebA(root)
+    message = str(info.value)
+    assert "torchvision layout" in message
+    assert str(root / "celeba" / "img_align_celeba") in message
+    assert str(root / "celeba" / "list_eval_partition.txt") in message
+    assert "list_attr_celeba.txt" not in message.split("\n\n")[0]  # present, so not listed
+
+
+def test_half_present_kaggle_lists_the_missing_file(tmp_path):
+    root = make_celeba_fixture(tmp_path, "kaggle", N)
+    (root / "list_eval_partition.csv").unlink()
+    with pytest.raises(DatasetNotFoundError) as info:
+        find_layout(root)
+    problem = str(info.value).split("\n\n")[0]
+    assert "kaggle layout" in problem and str(root / "list_eval_partition.csv") in problem
+    assert problem.count("\n  - ") == 1
+
+
+def test_bad_split_lists_valid_splits(root):
+    with pytest.raises(ValueError, match="'train', 'valid', 'test', 'all'"):
+        CelebA(root, split="validation")
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_image_missing_on_disk_is_named_when_fetched(tmp_path, layout):
+    root = make_celeba_fixture(tmp_path, layout, N)
+    (find_layout(root).images / filename(4)).unlink()
+    ds = CelebA(root, split="train")  # construction stays fast: no per-image check
+    assert ds[1][0].shape == (3, 64, 64)
+    with pytest.raises(FileNotFoundError, match=filename(4)):
+        ds[2]
+
+
+def test_annotation_files_disagreeing_names_the_file(tmp_path):
+    root = make_celeba_fixture(tmp_path, "kaggle", N)
+    path = root / "list_eval_partition.csv"
+    path.write_text(path.read_text().replace(filename(7), "999999.jpg"))
+    with pytest.raises(ValueError, match=f"{filename(7)} is in list_attr_celeba.csv but not in"):
+        CelebA(root)
+
+
+def test_truncated_attribute_file_is_reported(tmp_path):
+    root = make_celeba_fixture(tmp_path, "torchvision", N)
+    path = root / "celeba" / "list_attr_celeba.txt"
+    path.write_text("\n".join(path.read_text().splitlines()[:-2]) + "\n")
+    with pytest.raises(ValueError, match="truncated"):
+        CelebA(root)

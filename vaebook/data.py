@@ -1,0 +1,84 @@
+"""One entry point to the book's datasets: ``load_dataset(name, split)``.
+
+- ``faces`` (the default): cartoon faces rendered on the fly from their index, with ground-truth
+  factors; needs nothing (see :mod:`vaebook.faces`).
+- ``celeba``: the real CelebA, read from a folder the reader already has (see :mod:`vaebook.celeba`).
+
+The whole book switches dataset with the environment variable ``VAEBOOK_DATASET``.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+from torch.utils.data import Dataset
+
+DATASETS = ("faces", "celeba")
+
+
+def default_dataset() -> str:
+    """$VAEBOOK_DATASET, or "faces"."""
+    return os.environ.get("VAEBOOK_DATASET", "faces")
+
+
+def load_dataset(name: str | None = None, split: str = "train", root=None, limit: int | None = None) -> Dataset:
+    """A split ("train", "valid" or "test") of dataset `name`; items are (image, attributes).
+
+    `limit` keeps only the first `limit` images (quick experiments, chapters); `root` is where
+    CelebA lives (default: $VAEBOOK_CELEBA_ROOT)."""
+    name = name or default_dataset()
+    if name == "faces":
+        from .faces import FacesDataset
+        return FacesDataset(split, limit=limit)
+    if name == "celeba":
+        from .celeba import CelebA
+        data = CelebA(root, split)
+        return data if limit is None else Limited(data, limit)
+    raise ValueError(f"unknown dataset {name!r}: choose one of {DATASETS} "
+                     f"(or set VAEBOOK_DATASET to one of them)")
+
+
+class Limited(Dataset):
+    """The first `n` items of a dataset, keeping its attributes (attr_names, factors, ...)."""
+
+    def __init__(self, data: Dataset, n: int):
+        self.data, self.n = data, min(n, len(data))
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        if not -self.n <= i < self.n:
+            raise IndexError(f"index {i} out of range for {self.n} items")
+        return self.data[i % self.n]
+
+    def __getattr__(self, key):
+        return getattr(self.__dict__["data"], key)
+
+
+class FactorTargets(Dataset):
+    """Pairs each image with its ground-truth factors instead of its attributes (to train the
+    oracle). Needs a dataset with a ``factors`` tensor, i.e. ``faces``."""
+
+    def __init__(self, data: Dataset):
+        if getattr(data, "factors", None) is None:
+            raise ValueError(f"{type(data).__name__} has no ground-truth factors; "
+                             "the oracle can only be trained on the faces dataset")
+        self.data, self.factors = data, data.factors
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, i):
+        return self.data[i][0], self.factors[i]
+
+    def __getitems__(self, indices):
+        return [(img, self.factors[i]) for (img, _), i in zip(self.data.__getitems__(indices), indices)]
+
+
+def stack_images(data: Dataset, indices=None) -> torch.Tensor:
+    """The images at `indices` (default: all) as one (N, 3, H, W) float tensor."""
+    indices = list(range(len(data))) if indices is None else [int(i) for i in indices]
+    getitems = getattr(data, "__getitems__", None)
+    items = getitems(indices) if getitems else [data[i] for i in indices]
+    return torch.stack([img for img, _ in items])

@@ -1,0 +1,60 @@
+"""The book's named models: one preset (model config + training config) per checkpoint.
+
+The CLI (`python -m vaebook train NAME`) and `vaebook.checkpoints.load` both read this dict,
+so a chapter that loads "vae" gets exactly the model this file describes.
+Budgets are sized for a 2-core CPU (the machines the book was built on); on a GPU raise
+--epochs freely.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .models import ModelConfig
+from .train import TrainConfig
+
+WIDTHS = (16, 32, 64, 128)  # conv widths: small enough to train on a laptop CPU
+
+
+@dataclass(frozen=True)
+class Preset:
+    model: ModelConfig
+    train: TrainConfig
+    about: str
+
+
+def oracle_config() -> ModelConfig:
+    from .faces import FACTOR_LEVELS, FACTOR_NAMES
+    levels = tuple(FACTOR_LEVELS.get(n, 0) for n in FACTOR_NAMES)
+    return ModelConfig("oracle", latent_dim=128, channels=WIDTHS, factor_levels=levels)
+
+
+def beta_vae(beta: float) -> Preset:
+    return Preset(ModelConfig("vae", latent_dim=10, channels=WIDTHS),
+                  TrainConfig(objective="elbo", beta=beta, epochs=5),
+                  f"β-VAE with 10 latents and β={beta:g} (chapter 6)")
+
+
+def make_presets() -> dict[str, Preset]:
+    presets = {
+        "ae": Preset(ModelConfig("ae", latent_dim=128, channels=WIDTHS),
+                     TrainConfig(objective="mse", epochs=8),
+                     "autoencoder with a 128-d bottleneck (chapters 1-2)"),
+        "vae": Preset(ModelConfig("vae", latent_dim=128, channels=WIDTHS),
+                      TrainConfig(objective="elbo", beta=1.0, epochs=8),
+                      "VAE, same encoder/decoder as 'ae' plus a log-variance head (chapter 5)"),
+        **{f"beta{b}": beta_vae(b) for b in (1, 2, 4, 8, 16)},
+        "capacity": Preset(ModelConfig("vae", latent_dim=10, channels=WIDTHS),
+                           TrainConfig(objective="capacity", epochs=5, capacity_max=25.0,
+                                       capacity_steps=2000, gamma=100.0),
+                           "β-VAE with capacity annealing, Burgess et al. 2018 (chapter 6)"),
+    }
+    presets["oracle"] = Preset(oracle_config(), TrainConfig(objective="factors", epochs=3),
+                               "factor reader used to measure models (never a generative model)")
+    return presets
+
+
+def get_preset(name: str) -> Preset:
+    presets = make_presets()
+    if name not in presets:
+        raise KeyError(f"no preset named {name!r}; the book's models are: {', '.join(presets)}")
+    return presets[name]

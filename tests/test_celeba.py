@@ -8,7 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from celeba_fixture import BORDER, RING, centre_colour, filename, make_celeba_fixture
+from celeba_fixture import (BORDER, RING, attr_values, centre_colour, filename,
+                            make_celeba_fixture)
 from vaebook.celeba import (ATTR_NAMES, CROP, CelebA, DatasetNotFoundError, ENV_VAR,
                             find_layout)
 
@@ -27,7 +28,6 @@ def root(request, tmp_path_factory):
 
 def attrs01(indices) -> torch.Tensor:
     """The fixture's attributes for ``indices``, recoded from -1/1 to 0/1."""
-    from celeba_fixture import attr_values
     return torch.tensor((attr_values(N)[indices] + 1) // 2, dtype=torch.float32)
 
 
@@ -72,6 +72,15 @@ def test_items_are_cropped_resized_images_and_attrs(root):
         # and none of the green frame around it.
         edges = torch.cat([image[:, 0], image[:, -1], image[:, :, 0], image[:, :, -1]], dim=1)
         assert edges.max() < 0.08, f"crop of {filename(i)} is not the centre 148x148 square"
+
+
+def test_image_is_the_centre_148_square_resized(root):
+    """Pixel-exact crop box: compare with PIL cropping (15, 35, 163, 183) and resizing itself."""
+    ds = CelebA(root, split="all")
+    raw = Image.open(find_layout(root).images / filename(5)).convert("RGB")
+    expected = np.asarray(raw.crop((15, 35, 163, 183)).resize((64, 64), Image.BILINEAR)) / 255
+    got = ds[5][0].permute(1, 2, 0).numpy()
+    assert np.abs(got - expected).max() < 0.05  # a crop off by one pixel gives ~0.37
 
 
 def test_crop_constant():
@@ -187,5 +196,15 @@ def test_truncated_attribute_file_is_reported(tmp_path):
     root = make_celeba_fixture(tmp_path, "torchvision", N)
     path = root / "celeba" / "list_attr_celeba.txt"
     path.write_text("\n".join(path.read_text().splitlines()[:-2]) + "\n")
-    with pytest.raises(ValueError, match="truncated"):
+    with pytest.raises(ValueError, match=f"announces {N} images but lists {N - 2}"):
+        CelebA(root)
+
+
+def test_attribute_values_other_than_minus_one_and_one_are_rejected(tmp_path):
+    root = make_celeba_fixture(tmp_path, "kaggle", N)
+    path = root / "list_attr_celeba.csv"
+    lines = path.read_text().splitlines()
+    lines[3] = lines[3].replace(",-1", ",2", 1)  # the row of 000003.jpg
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=f"row of {filename(2)} is not 40 values of -1 or 1"):
         CelebA(root)

@@ -4,9 +4,10 @@ CelebA (Liu et al., 2015) is 202,599 aligned 178×218 celebrity faces, each labe
 binary attributes and assigned to a train/valid/test partition. It cannot be downloaded by the
 book, so :class:`CelebA` only reads one of the two layouts people actually have:
 
-* torchvision's: ``<root>/celeba/{img_align_celeba/, list_attr_celeba.txt, list_eval_partition.txt}``
-  (``root`` may also point at the ``celeba`` folder itself);
-* Kaggle's: ``<root>/{img_align_celeba/img_align_celeba/, list_attr_celeba.csv, list_eval_partition.csv}``.
+* torchvision's: ``<root>/celeba/`` holding ``img_align_celeba/``, ``list_attr_celeba.txt`` and
+  ``list_eval_partition.txt`` (``root`` may also point at the ``celeba`` folder itself);
+* Kaggle's: ``<root>/`` holding ``img_align_celeba/img_align_celeba/``, ``list_attr_celeba.csv``
+  and ``list_eval_partition.csv``.
 
 We parse the annotation files ourselves instead of using ``torchvision.datasets.CelebA``: that
 class checks the md5 of every annotation file, so it rejects the Kaggle copy.
@@ -99,7 +100,8 @@ def find_layout(root) -> Layout:
         return candidates[missing.index([])]
     best = min(range(len(candidates)), key=lambda i: len(missing[i]))
     if len(missing[best]) == 3:
-        searched = ", ".join(str(p) for p in dict.fromkeys(c.attr_file.parent for c in candidates))
+        folders = dict.fromkeys(str(c.attr_file.parent) for c in candidates)  # unique, in order
+        searched = ", ".join(folders)
         raise _not_found(f"No CelebA files found in {root} (searched {searched}).")
     listed = "\n".join(f"  - {p}" for p in missing[best])
     raise _not_found(f"Incomplete CelebA ({candidates[best].kind} layout) in {root}; "
@@ -107,7 +109,8 @@ def find_layout(root) -> Layout:
 
 
 def _read_attr_file(path: Path) -> tuple[list[str], np.ndarray]:
-    """Filenames and their (N, 40) attributes in {-1, 1} from a .txt or .csv attribute file."""
+    """Filenames and their (N, 40) uint8 attributes, recoded from -1/1 to 0/1, from the .txt
+    or .csv attribute file."""
     if path.suffix == ".csv":
         with open(path, newline="", encoding="utf-8-sig") as f:
             header, *rows = [r for r in csv.reader(f) if r]
@@ -120,11 +123,14 @@ def _read_attr_file(path: Path) -> tuple[list[str], np.ndarray]:
                              "the file looks truncated.")
     if tuple(names) != ATTR_NAMES:
         raise ValueError(f"{path} does not list the 40 CelebA attributes in the usual order.")
-    bad = next((r[0] for r in rows if len(r) != 41 or set(r[1:]) - {"-1", "1"}), None)
+    # Fast recoding of ~8 million values: "1 -1 1" -> "1-11" -> "101", one character each.
+    bits = ["".join(r[1:]).replace("-1", "0") for r in rows]
+    bad = next((r[0] for r, b in zip(rows, bits) if len(r) != 41 or len(b) != 40
+                or b.strip("01")), None)
     if bad is not None:
         raise ValueError(f"{path}: the row of {bad} is not 40 values of -1 or 1.")
-    values = np.array([r[1:] for r in rows], dtype=np.int8).reshape(len(rows), 40)
-    return [r[0] for r in rows], values
+    values = np.frombuffer("".join(bits).encode("ascii"), np.uint8) - ord("0")
+    return [r[0] for r in rows], values.reshape(len(rows), 40)
 
 
 def _read_partition_file(path: Path) -> dict[str, int]:
@@ -144,10 +150,10 @@ def _check_same_files(layout: Layout, files: list[str], partition: dict[str, int
     only_part = next((f for f in partition if f not in attr_set), None)
     if only_attr is not None or only_part is not None:
         a, p = layout.attr_file.name, layout.partition_file.name
-        where = (f"{only_attr} is in {a} but not in {p}" if only_attr
+        where = (f"{only_attr} is in {a} but not in {p}" if only_attr is not None
                  else f"{only_part} is in {p} but not in {a}")
-        raise ValueError(f"CelebA annotation files disagree on the image list: {where} "
-                         f"({len(files)} vs {len(partition)} images, in {layout.attr_file.parent}).")
+        raise ValueError(f"CelebA annotation files in {layout.attr_file.parent} disagree on the "
+                         f"image list: {where} ({a}: {len(files)} images, {p}: {len(partition)}).")
 
 
 class CelebA(torch.utils.data.Dataset):
@@ -183,7 +189,7 @@ class CelebA(torch.utils.data.Dataset):
         keep = [i for i, f in enumerate(files)
                 if SPLITS[split] is None or partition[f] == SPLITS[split]]
         self.filenames = [files[i] for i in keep]
-        self.attrs = torch.from_numpy((values[keep] + 1) // 2).float()  # -1/1 -> 0/1
+        self.attrs = torch.from_numpy(values[keep]).float()
 
     def __len__(self) -> int:
         return len(self.filenames)

@@ -159,5 +159,16 @@ def load(name: str, *, root=None, device="cpu", expect: ModelConfig | None = Non
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
         raise CheckpointError(f"checkpoint {path} does not fit its model ({e}); {retrain_hint(name)}") from e
-    model.record = {**record, **{k: entry[k] for k in ("sha256", "bytes") if k in entry}}
+    # metrics are measured after saving (update_metrics): the manifest has the current ones
+    model.record = {**record, **{k: entry[k] for k in ("sha256", "bytes", "metrics") if k in entry}}
     return model.to(device).eval()
+
+
+def update_metrics(name: str, metrics: dict, *, root=None) -> None:
+    """Record test metrics for checkpoint `name` in the manifest and its JSON sidecar.
+
+    Metrics live outside the weights file, so measuring again never changes its sha256."""
+    folder = root_dir(root)
+    entry = {**manifest_entry(name, folder), "metrics": metrics}
+    atomic_write_bytes(folder / f"{name}.json", (json.dumps(entry, indent=2) + "\n").encode())
+    update_manifest(name, entry, root=folder)

@@ -30,25 +30,25 @@ def oracle_config() -> ModelConfig:
 
 def beta_vae(beta: float) -> Preset:
     return Preset(ModelConfig("vae", latent_dim=10, channels=WIDTHS),
-                  TrainConfig(objective="elbo", beta=beta, epochs=5),
+                  TrainConfig(objective="elbo", beta=beta, epochs=4),
                   f"β-VAE with 10 latents and β={beta:g} (chapter 6)")
 
 
 def make_presets() -> dict[str, Preset]:
     presets = {
         "ae": Preset(ModelConfig("ae", latent_dim=128, channels=WIDTHS),
-                     TrainConfig(objective="mse", epochs=8),
+                     TrainConfig(objective="mse", epochs=6),
                      "autoencoder with a 128-d bottleneck (chapters 1-2)"),
         "vae": Preset(ModelConfig("vae", latent_dim=128, channels=WIDTHS),
-                      TrainConfig(objective="elbo", beta=1.0, epochs=8),
+                      TrainConfig(objective="elbo", beta=1.0, epochs=6),
                       "VAE, same encoder/decoder as 'ae' plus a log-variance head (chapter 5)"),
         **{f"beta{b}": beta_vae(b) for b in (1, 2, 4, 8, 16)},
         "capacity": Preset(ModelConfig("vae", latent_dim=10, channels=WIDTHS),
-                           TrainConfig(objective="capacity", epochs=5, capacity_max=25.0,
-                                       capacity_steps=2000, gamma=100.0),
+                           TrainConfig(objective="capacity", epochs=4, capacity_max=25.0,
+                                       capacity_steps=1500, gamma=100.0),
                            "β-VAE with capacity annealing, Burgess et al. 2018 (chapter 6)"),
     }
-    presets["oracle"] = Preset(oracle_config(), TrainConfig(objective="factors", epochs=3),
+    presets["oracle"] = Preset(oracle_config(), TrainConfig(objective="factors", epochs=2),
                                "factor reader used to measure models (never a generative model)")
     return presets
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
@@ -140,12 +141,35 @@ def save_run(path, model, optimiser, history: History, step: int, cfg: TrainConf
             tensors[f"optim.{pid}.{k}"] = torch.as_tensor(v)
     record = {"history": history.epochs, "step": step, "train": cfg.to_dict(),
               "param_groups": opt["param_groups"]}
+    if getattr(model, "config", None) is not None:
+        record["model"] = model.config.to_dict()
     write_tensors(path, tensors, record)
 
 
-def load_run(path, model, optimiser) -> tuple[History, int, dict]:
-    """Restore a run written by :func:`save_run` into model and optimiser."""
+def check_resumable(path, record: dict, model, cfg: TrainConfig) -> None:
+    """Refuse to resume a run made with another TrainConfig or model. `epochs` may differ: each
+    epoch is seeded from (seed, epoch), so the first N epochs do not depend on the total and a
+    run can be extended."""
+    saved = {k: v for k, v in record.get("train", {}).items() if k != "epochs"}
+    wanted = {k: v for k, v in cfg.to_dict().items() if k != "epochs"}
+    if saved != wanted:
+        raise ValueError(f"{path} was made with a different TrainConfig ({record.get('train')}); "
+                         f"delete it to start afresh, or train with the same config")
+    config = getattr(model, "config", None)
+    if "model" in record and config is not None and type(config).from_dict(record["model"]) != config:
+        raise ValueError(f"{path} was made for a different model ({record['model']}, not {config}); "
+                         f"delete it to start afresh")
+    if len(record.get("history", [])) > cfg.epochs:
+        raise ValueError(f"{path} already holds {len(record['history'])} epochs, more than "
+                         f"epochs={cfg.epochs}; delete it to start afresh")
+
+
+def load_run(path, model, optimiser, cfg: TrainConfig | None = None) -> tuple[History, int, dict]:
+    """Restore a run written by :func:`save_run` into model and optimiser. With `cfg`, first
+    check (see :func:`check_resumable`) that the run may be resumed with it."""
     tensors, record = read_tensors(path)
+    if cfg is not None:
+        check_resumable(path, record, model, cfg)
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     state: dict = {}
     for k, v in tensors.items():
@@ -168,11 +192,9 @@ def fit(model, train_data, valid_data=None, config: TrainConfig = TrainConfig(),
         model.to(memory_format=torch.channels_last)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
     history, step = History(), 0
+    run_file = None if run_file is None else Path(run_file)
     if run_file is not None and run_file.exists():
-        history, step, saved_cfg = load_run(run_file, model, optimiser)
-        if saved_cfg != config.to_dict():
-            raise ValueError(f"{run_file} was made with a different TrainConfig ({saved_cfg}); "
-                             f"delete it to start afresh, or train with the same config")
+        history, step, _ = load_run(run_file, model, optimiser, config)
     loader_kw = dict(batch_size=config.batch_size, num_workers=num_workers,
                      pin_memory=device.type == "cuda")
     for epoch in range(len(history.epochs), config.epochs):

@@ -1,0 +1,250 @@
+"""The book's structure and build tooling: _quarto.yml, chapters, notebooks, references.bib,
+and an end-to-end run of tools/book.py's fallback build on a two-chapter mini-book."""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import book  # noqa: E402  (tools/book.py)
+
+BIB_KEYS = """kingma2013auto rezende2014stochastic doersch2016tutorial higgins2017beta
+burgess2018understanding burda2015importance ghosh2020variational chen2018isolating liu2015celeba
+kingma2019introduction williams1992simple mohamed2020monte tipping1999probabilistic heusel2017gans
+rybkin2021simple alemi2018fixing goodfellow2016deep bowman2016generating locatello2019challenging
+kim2018disentangling""".split()
+
+
+def listed(root: Path = ROOT) -> list[str]:
+    return [name for name, _, _ in book.listed_files(book.read_config(root))]
+
+
+def existing_chapters() -> list[Path]:
+    return [p.src for p in book.chapters(ROOT)]
+
+
+def code_cells(path: Path) -> list[tuple[dict, str]]:
+    nb = book.to_notebook(path.read_text())
+    return [book.cell_options(c.source) for c in nb.cells if c.cell_type == "code"]
+
+
+def prose(path: Path) -> str:
+    """A chapter's markdown without code blocks, code spans or math."""
+    nb = book.to_notebook(path.read_text())
+    text = "\n\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    return book.CODE_OR_MATH.sub(" ", text)
+
+
+# ------------------------------------------------------------------ the real book
+
+
+def test_quarto_yml_is_a_book_listing_the_chapters_in_order():
+    config = yaml.safe_load((ROOT / "_quarto.yml").read_text())
+    assert config["project"] == {"type": "book", "output-dir": "_book"}
+    assert config["bibliography"] == "references.bib" and config["number-sections"] is True
+    assert config["execute"]["freeze"] == "auto" and config["jupyter"] == "python3"
+    files = listed()
+    assert files[0] == "index.qmd" and "references.qmd" in files
+    chapters = [f for f in files if f.startswith("chapters/")]
+    numbers = [int(re.match(r"chapters/(\d\d)-", f)[1]) for f in chapters]
+    assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers), chapters
+    assert config["book"]["appendices"] == ["chapters/07-celeba.qmd"]
+    on_disk = {f"chapters/{p.name}" for p in (ROOT / "chapters").glob("*.qmd")}
+    assert on_disk <= set(files), f"chapters missing from _quarto.yml: {on_disk - set(files)}"
+    assert (ROOT / "index.qmd").exists()
+
+
+def test_notebooks_are_up_to_date():
+    problems = book.notebook_problems(ROOT)
+    assert not problems, "run `make notebooks`: " + "; ".join(problems)
+
+
+@pytest.mark.parametrize("path", existing_chapters(), ids=lambda p: p.stem)
+def test_chapter_opens_with_title_and_setup_cell(path):
+    assert re.match(r"# .+ \{#sec-[\w-]+\}\n", path.read_text()), "first line: # Title {#sec-name}"
+    options, code = code_cells(path)[0]
+    assert options.get("include") is False
+    assert "from vaebook.plotting import setup" in code and "setup()" in code
+
+
+@pytest.mark.parametrize("path", existing_chapters(), ids=lambda p: p.stem)
+def test_figures_have_captions_and_are_referenced(path):
+    labels = [(str(o.get("label")), o) for o, _ in code_cells(path) if str(o.get("label", "")).startswith("fig-")]
+    assert all("fig-cap" in o for _, o in labels), [l for l, o in labels if "fig-cap" not in o]
+    defined = {l for l, _ in labels}
+    referenced = set(re.findall(r"(?<![\w@])@(fig-[\w:-]*\w)", prose(path)))
+    assert referenced <= defined, f"@references without a figure: {referenced - defined}"
+    assert defined <= referenced, f"figures never referenced: {defined - referenced}"
+
+
+def test_every_citation_is_in_references_bib():
+    bib = book.parse_bibtex((ROOT / "references.bib").read_text())
+    pages = [ROOT / f for f in listed() if (ROOT / f).exists()]
+    cited = set()
+    for page in pages:
+        text = prose(page)
+        for group in re.findall(r"\[([^\[\]]*@[^\[\]]*)\]", text):
+            cited |= set(re.findall(r"(?:^|[\s;-])@([\w:.-]*\w)", group)) - {""}
+        cited |= set(re.findall(r"(?<![\w@/.])@([a-z]+\d{4}[a-z]\w*)", text))  # in-text @key
+    cited = {k for k in cited if not re.match(r"(fig|sec|eq|tbl)-", k)}
+    assert cited <= set(bib), f"not in references.bib: {cited - set(bib)}"
+
+
+def test_references_bib_has_the_books_entries():
+    bib = book.parse_bibtex((ROOT / "references.bib").read_text())
+    assert set(BIB_KEYS) <= set(bib)
+    for key in BIB_KEYS:
+        assert bib[key]["authors"] and bib[key]["title"] and re.fullmatch(r"\d{4}", bib[key]["year"]), key
+    assert book.cite_label(bib["kingma2013auto"]) == "Kingma and Welling 2013"
+    assert book.cite_label(bib["higgins2017beta"]) == "Higgins et al. 2017"
+    assert "Schölkopf" in bib["ghosh2020variational"]["authors"][-1]
+
+
+# ------------------------------------------------------------------ the tooling, on its own
+
+
+def test_notebooks_are_deterministic_and_clean():
+    text = "# T {#sec-t}\n\n```{python}\n#| label: fig-a\n#| fig-cap: A\nx = 1\n```\n\nSee @fig-a.\n"
+    first, second = (book.notebook_json(book.to_notebook(text)) for _ in range(2))
+    assert first == second and first.endswith("}\n")
+    nb = json.loads(first)
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert code[0]["id"] == "fig-a" and code[0]["outputs"] == []
+    assert "".join(code[0]["source"]).startswith("#| label: fig-a")
+
+
+def test_markdown_passes():
+    page = book.Page(Path("chapters/03-elbo.qmd"), "3")
+    labels = {}
+    md = book.render_divs('::: {.callout-tip collapse="true"}\n## Why?\nBecause.\n:::')
+    assert '<details class="callout callout-tip">' in md and "Why?</summary>" in md and ":::" not in md
+    md = book.number_headings("# The ELBO {#sec-elbo}\n\n## Bound {#sec-bound}\n\n```\n# code\n```", page, labels)
+    assert "<span class=\"section-number\">3.1</span> Bound" in md and "# code" in md
+    assert labels["sec-elbo"][0] == "Chapter 3" and labels["sec-bound"][0] == "Section 3.1"
+    md = book.number_equations("$$\na = b\n$$ {#eq-ab}", page, labels)
+    assert "\\tag{3.1}$$" in md and "{#eq" not in md
+    bib = book.parse_bibtex("@article{a2020x, author={Doe, Jane and Roe, R.}, title={T}, year={2020}}")
+    cited = []
+    md = book.resolve_references("As @eq-ab and [@a2020x] and @a2020x show; `@a2020x`", labels, bib, cited)
+    assert 'Equation (3.1)</a>' in md and "(<a href=\"#ref-a2020x\">Doe and Roe 2020</a>)" in md
+    assert "Doe and Roe (<a" in md and "`@a2020x`" in md and cited == ["a2020x", "a2020x"]
+
+
+# ------------------------------------------------------------------ the fallback build, end to end
+
+MINI_CONFIG = """project: {type: book, output-dir: _book}
+book:
+  title: Mini
+  chapters:
+    - index.qmd
+    - part: Part one
+      chapters: [chapters/01-one.qmd, chapters/02-two.qmd, chapters/03-missing.qmd]
+    - references.qmd
+bibliography: references.bib
+"""
+CHAPTER_ONE = """# One {#sec-one}
+
+```{python}
+#| include: false
+import matplotlib.pyplot as plt
+SECRET = "hidden-setup-code"
+```
+
+A curve in @fig-curve, after @doe2020x.
+
+::: {.callout-warning}
+## Careful
+Callout body.
+:::
+
+```{python}
+#| label: fig-curve
+#| fig-cap: "A rising line"
+plt.plot([0, 1], [0, 1]);
+```
+
+```{python}
+#| include: false
+assert SECRET == "hidden-setup-code", "hidden-assert-message"
+```
+"""
+CHAPTER_TWO = """# Two {#sec-two}
+
+Back to @sec-one and @fig-curve [@doe2020x].
+
+```{python}
+print("visible-output")
+```
+"""
+
+
+def make_book(root: Path, chapters: dict[str, str]) -> Path:
+    (root / "chapters").mkdir(parents=True)
+    (root / "_quarto.yml").write_text(MINI_CONFIG)
+    (root / "index.qmd").write_text("# Preface {.unnumbered}\n\nA mini book.\n")
+    (root / "references.qmd").write_text("# References {.unnumbered}\n\n::: {#refs}\n:::\n")
+    (root / "references.bib").write_text("@article{doe2020x,\n  author = {Doe, Jane},\n"
+                                         "  title = {A Paper},\n  journal = {J},\n  year = {2020}\n}\n")
+    for name, text in chapters.items():
+        (root / "chapters" / name).write_text(text)
+    return root
+
+
+def test_notebooks_and_check_on_a_mini_book(tmp_path, capsys):
+    root = make_book(tmp_path, {"01-one.qmd": CHAPTER_ONE, "02-two.qmd": CHAPTER_TWO})
+    assert book.notebook_problems(root) == ["missing notebooks/01-one.ipynb", "missing notebooks/02-two.ipynb"]
+    book.write_notebooks(root)
+    assert "skipping chapters/03-missing.qmd" in capsys.readouterr().err
+    written = (root / "notebooks" / "01-one.ipynb").read_bytes()
+    (root / "notebooks" / "explore.ipynb").write_text("{}")     # hand-made: ignored
+    assert book.notebook_problems(root) == []
+    book.write_notebooks(root)
+    assert (root / "notebooks" / "01-one.ipynb").read_bytes() == written
+    (root / "chapters" / "01-one.qmd").write_text(CHAPTER_ONE + "\nMore text.\n")
+    (root / "notebooks" / "99-old.ipynb").write_text("{}")
+    assert book.notebook_problems(root) == ["stale notebooks/01-one.ipynb", "extra notebooks/99-old.ipynb (no chapter makes it)"]
+
+
+def test_a_book_without_preface_still_gets_an_index(tmp_path):
+    root = make_book(tmp_path, {"02-two.qmd": CHAPTER_TWO.replace("@sec-one and @fig-curve", "nothing")})
+    (root / "index.qmd").unlink()
+    pages = book.load_book(root, book.read_config(root))
+    for page in pages:
+        book.finish(page.nb)
+    book.export_site(pages, "Mini", tmp_path / "site")
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert "Mini" in index and 'href="02-two.html"' in index and "fallback build" in index
+
+
+def test_fallback_build_makes_a_readable_site(tmp_path):
+    root = make_book(tmp_path, {"01-one.qmd": CHAPTER_ONE, "02-two.qmd": CHAPTER_TWO})
+    assert book.build_fallback(root) == 0
+    site = root / "_book"
+    one, two = (site / "01-one.html").read_text(), (site / "02-two.html").read_text()
+    index = (site / "index.html").read_text()
+    assert "Figure 1.1</strong>: A rising line" in one and "image/png" in one
+    assert 'href="01-one.html#cell-id=fig-curve">Figure 1.1</a>' in one
+    assert "#|" not in one + two and "hidden-setup-code" not in one and "hidden-assert-message" not in one
+    assert 'class="callout callout-warning"' in one and "Careful" in one and ":::" not in one
+    assert "(<a href=\"#ref-doe2020x\">Doe 2020</a>)" in two and "Doe (<a" in one
+    assert ">Chapter 1</a>" in two and "visible-output" in two and 'id="ref-doe2020x"' in two
+    assert index.index('href="01-one.html"') < index.index('href="02-two.html"')
+    assert "fallback build" in index and "03-missing" not in index
+    assert "A Paper" in (site / "references.html").read_text()
+    assert not (root / ".book-build").exists()
+
+
+def test_fallback_build_fails_on_a_failing_chapter(tmp_path, capsys):
+    broken = CHAPTER_TWO + "\n```{python}\n#| include: false\nassert 2 + 2 == 5, 'the prose is wrong'\n```\n"
+    root = make_book(tmp_path, {"02-two.qmd": broken})
+    assert book.build_fallback(root) == 1
+    err = capsys.readouterr().err
+    assert "02-two" in err and "the prose is wrong" in err and "AssertionError" in err
+    assert not (root / "_book").exists()

@@ -1,0 +1,193 @@
+"""Tests of vaebook.losses against torch.distributions, Monte Carlo estimates and each other."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.distributions import Normal
+from torch.distributions import kl_divergence as torch_kl
+
+from vaebook import losses
+
+B, L = 4, 3
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture
+def images():
+    """x and x̂ of shape (B, 3, 5, 6), pixels strictly inside (0, 1)."""
+    x = torch.rand(B, 3, 5, 6, generator=gen(1), dtype=torch.float64) * 0.98 + 0.01
+    x_hat = torch.rand(B, 3, 5, 6, generator=gen(2), dtype=torch.float64) * 0.98 + 0.01
+    return x_hat, x
+
+
+@pytest.fixture
+def posterior():
+    mu = torch.randn(B, L, generator=gen(3), dtype=torch.float64)
+    logvar = torch.randn(B, L, generator=gen(4), dtype=torch.float64)
+    return mu, logvar
+
+
+# --- KL ----------------------------------------------------------------------------------------
+
+def test_kl_matches_torch_distributions(posterior):
+    mu, logvar = posterior
+    expected = torch_kl(Normal(mu, torch.exp(0.5 * logvar)), Normal(0.0, 1.0)).sum(-1)
+    got = losses.kl_divergence(mu, logvar)
+    assert got.shape == (B,)
+    torch.testing.assert_close(got, expected)
+
+
+def test_kl_matches_a_monte_carlo_estimate(posterior):
+    """KL(q‖p) = E_q[log q(z) − log p(z)]: average over many z ~ q, within 5 standard errors."""
+    mu, logvar = posterior
+    n = 100_000
+    q, p = Normal(mu, torch.exp(0.5 * logvar)), Normal(0.0, 1.0)
+    torch.manual_seed(0)
+    z = q.sample((n,))                                   # (n, B, L)
+    terms = (q.log_prob(z) - p.log_prob(z)).sum(-1)      # (n, B)
+    estimate, se = terms.mean(0), terms.std(0) / math.sqrt(n)
+    exact = losses.kl_divergence(mu, logvar)
+    assert ((estimate - exact).abs() < 5 * se).all(), (estimate, exact, se)
+
+
+def test_kl_is_zero_at_the_prior_and_positive_elsewhere(posterior):
+    zero = losses.kl_divergence(torch.zeros(B, L), torch.zeros(B, L))
+    assert zero.shape == (B,) and torch.equal(zero, torch.zeros(B))
+    mu, logvar = posterior
+    assert (losses.kl_divergence(mu, logvar) > 0).all()
+
+
+def test_kl_per_dimension_sums_to_kl(posterior):
+    mu, logvar = posterior
+    per_dim = losses.kl_per_dimension(mu, logvar)
+    assert per_dim.shape == (B, L) and (per_dim >= 0).all()
+    torch.testing.assert_close(per_dim.sum(1), losses.kl_divergence(mu, logvar))
+
+
+# --- reconstruction terms ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("sigma", [0.05, 0.1, 1.0, 2.5])
+def test_gaussian_nll_is_the_normal_log_likelihood(images, sigma):
+    x_hat, x = images
+    expected = -Normal(x_hat, sigma).log_prob(x).reshape(B, -1).sum(1)
+    got = losses.gaussian_nll(x_hat, x, sigma)
+    assert got.shape == (B,)
+    torch.testing.assert_close(got, expected)
+
+
+def test_bernoulli_nll_is_summed_binary_cross_entropy(images):
+    x_hat, x = images
+    expected = torch.stack([F.binary_cross_entropy(x_hat[i], x[i], reduction="sum") for i in range(B)])
+    got = losses.bernoulli_nll(x_hat, x)
+    assert got.shape == (B,)
+    torch.testing.assert_close(got, expected)
+
+
+def test_bernoulli_nll_is_finite_for_saturated_outputs():
+    x = torch.tensor([[1.0, 0.0]])
+    x_hat = torch.tensor([[0.0, 1.0]])  # confidently wrong
+    out = losses.bernoulli_nll(x_hat, x)
+    assert torch.isfinite(out).all() and out.item() > 0
+
+
+def test_mse_is_the_per_example_pixel_mean(images):
+    x_hat, x = images
+    got = losses.mse(x_hat, x)
+    assert got.shape == (B,)
+    torch.testing.assert_close(got, torch.stack([F.mse_loss(x_hat[i], x[i]) for i in range(B)]))
+
+
+# --- ELBO and capacity ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("beta", [0.0, 1.0, 4.0])
+def test_negative_elbo_is_recon_plus_beta_kl(images, posterior, beta):
+    x_hat, x = images
+    mu, logvar = posterior
+    loss, recon, kl = losses.negative_elbo(x_hat, x, mu, logvar, sigma=0.3, beta=beta)
+    assert loss.shape == recon.shape == kl.shape == (B,)
+    torch.testing.assert_close(recon, losses.gaussian_nll(x_hat, x, 0.3))
+    torch.testing.assert_close(kl, losses.kl_divergence(mu, logvar))
+    torch.testing.assert_close(loss, recon + beta * kl)
+
+
+def test_capacity_schedule():
+    assert losses.capacity(0, 25.0, 1000) == 0.0
+    assert losses.capacity(250, 25.0, 1000) == pytest.approx(25.0 * 250 / 1000)
+    assert losses.capacity(1000, 25.0, 1000) == 25.0
+    assert losses.capacity(5000, 25.0, 1000) == 25.0   # held at c_max after the anneal
+    assert losses.capacity(0, 25.0, 0) == 25.0         # no anneal: c_max at once
+    steps = [losses.capacity(s, 7.0, 100) for s in range(0, 120, 10)]
+    assert steps == sorted(steps)
+
+
+def test_capacity_loss_penalises_distance_from_the_target(images, posterior):
+    x_hat, x = images
+    mu, logvar = posterior
+    kl = losses.kl_divergence(mu, logvar)
+    for c in (0.0, kl.min().item() / 2, kl.max().item() * 2):  # KL above and below the target
+        loss, recon, kl_out = losses.capacity_loss(x_hat, x, mu, logvar, sigma=0.2, gamma=10.0, c=c)
+        torch.testing.assert_close(kl_out, kl)
+        torch.testing.assert_close(loss, recon + 10.0 * (kl - c).abs())
+        assert (loss >= recon).all()
+    # at C = KL the penalty vanishes
+    loss, recon, _ = losses.capacity_loss(x_hat[:1], x[:1], mu[:1], logvar[:1], sigma=0.2,
+                                          gamma=10.0, c=kl[0].item())
+    torch.testing.assert_close(loss, recon)
+
+
+def test_factor_loss_mixes_squared_error_and_cross_entropy():
+    levels = (0, 3)
+    cont = torch.tensor([0.5, -1.0])
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 0.0, 3.0]])
+    factors = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    got = losses.factor_loss([cont, logits], factors, levels)
+    expected = (cont - factors[:, 0]) ** 2 + F.cross_entropy(logits, factors[:, 1].long(), reduction="none")
+    assert got.shape == (2,)
+    torch.testing.assert_close(got, expected)
+
+
+# --- the KL weight is a decoder variance ---------------------------------------------------------
+
+@pytest.mark.parametrize("sigma", [0.1, 0.5, 0.763])
+def test_mse_plus_weighted_kl_is_the_scaled_gaussian_elbo(images, posterior, sigma):
+    """mse_mean + w·KL == w · (negative ELBO with N(x̂, σ²) − its constant), w = 2σ²/D:
+    the same function up to a positive factor and a constant, so the same gradients up to w."""
+    x_hat, x = (t.clone().requires_grad_() for t in images)
+    mu, logvar = (t.clone().requires_grad_() for t in posterior)
+    d = x[0].numel()
+    w = losses.kl_weight_for_sigma(sigma, d)
+    const = 0.5 * d * (math.log(2 * math.pi) + 2 * math.log(sigma))
+
+    weighted = losses.mse(x_hat, x) + w * losses.kl_divergence(mu, logvar)
+    elbo, _, _ = losses.negative_elbo(x_hat, x, mu, logvar, sigma=sigma, beta=1.0)
+    torch.testing.assert_close(weighted, w * (elbo - const))
+
+    g_weighted = torch.autograd.grad(weighted.sum(), (x_hat, mu, logvar))
+    g_elbo = torch.autograd.grad(elbo.sum(), (x_hat, mu, logvar))
+    flat_w = torch.cat([g.flatten() for g in g_weighted])
+    flat_e = torch.cat([g.flatten() for g in g_elbo])
+    cos = F.cosine_similarity(flat_w, flat_e, dim=0)
+    assert cos.item() == pytest.approx(1.0, abs=1e-12)  # parallel
+    torch.testing.assert_close(flat_w, w * flat_e)      # with ratio exactly w
+
+
+@pytest.mark.parametrize("sigma, d", [(0.1, 3 * 64 * 64), (0.763, 3 * 218 * 178), (2.0, 10)])
+def test_sigma_for_kl_weight_inverts_kl_weight_for_sigma(sigma, d):
+    w = losses.kl_weight_for_sigma(sigma, d)
+    assert w == pytest.approx(2 * sigma**2 / d)
+    assert losses.sigma_for_kl_weight(w, d) == pytest.approx(sigma)
+    assert losses.kl_weight_for_sigma(losses.sigma_for_kl_weight(1e-4, d), d) == pytest.approx(1e-4)
+
+
+def test_seed_article_kl_weight_means_sigma_about_0_763():
+    """The seed article trains CelebA crops of 218×178 RGB pixels with mse + 1e-5·KL."""
+    w, d = 1e-5, 3 * 218 * 178
+    sigma = losses.sigma_for_kl_weight(w, d)
+    assert sigma == pytest.approx(math.sqrt(w * d / 2))
+    assert round(sigma, 3) == 0.763  # the figure the book quotes

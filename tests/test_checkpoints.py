@@ -245,3 +245,10 @@ def test_write_read_tensors_round_trip(tmp_path):
     assert rec == record and back.keys() == tensors.keys()
     for k in tensors:
         assert torch.equal(back[k], tensors[k]) and back[k].dtype == tensors[k].dtype
+
+
+def test_damaged_manifest_is_a_clear_error(tmp_path):
+    ck.save(trained_like(), "vae", RECORD, root=tmp_path)
+    (tmp_path / "manifest.json").write_text('{"vae": {')
+    with pytest.raises(CheckpointError, match="not valid JSON.*make checkpoints"):
+        ck.load("vae", root=tmp_path)

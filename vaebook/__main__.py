@@ -60,6 +60,8 @@ def train(args) -> None:
     start = time.perf_counter()
     history = fit(model, train_data, valid_data, cfg, device=device, run_file=run_file,
                   progress=not args.quiet)
+    if args.quiet:
+        print(f"last epoch: {history.epochs[-1]}")
     record = {
         "about": preset.about,
         "train": cfg.to_dict(),
@@ -73,6 +75,7 @@ def train(args) -> None:
         "date": datetime.date.today().isoformat(),
     }
     path = checkpoints.save(model.cpu(), args.name, record)
+    run_file.unlink()  # finished: the next `train NAME` starts afresh
     print(f"saved {path}")
 
 

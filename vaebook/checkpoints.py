@@ -89,7 +89,11 @@ def read_manifest(root=None) -> dict:
     path = root_dir(root) / MANIFEST
     if not path.exists():
         return {}
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path} is not valid JSON ({e}); restore it with `git checkout {MANIFEST}` "
+                              "in the checkpoints folder, or rebuild every model with `make checkpoints`") from e
 
 
 def save(model: torch.nn.Module, name: str, record: dict, *, root=None, half: bool = True) -> Path:

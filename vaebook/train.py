@@ -180,12 +180,30 @@ def load_run(path, model, optimiser, cfg: TrainConfig | None = None) -> tuple[Hi
     return History(record["history"]), record["step"], record["train"]
 
 
+MODEL_KINDS = {"mse": ("ae",), "elbo": ("vae",), "capacity": ("vae",), "factors": ("oracle",)}
+
+
+def check_objective(model, cfg: TrainConfig) -> None:
+    kind = getattr(getattr(model, "config", None), "kind", None)
+    if kind is not None and kind not in MODEL_KINDS[cfg.objective]:
+        raise ValueError(f"objective {cfg.objective!r} trains a {' or '.join(MODEL_KINDS[cfg.objective])} "
+                         f"model, not a {kind!r}")
+
+
+def check_finite(model, epoch: int) -> None:
+    bad = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
+    if bad:
+        raise NonFiniteLossError(f"weights became NaN/inf after epoch {epoch} ({', '.join(bad[:3])}); "
+                                 "the last good run file is kept")
+
+
 def fit(model, train_data, valid_data=None, config: TrainConfig = TrainConfig(), *,
         device=None, run_file=None, progress: bool = True, num_workers: int = 0) -> History:
     """Train `model` on `train_data` (a Dataset of (image, target) pairs) for config.epochs.
 
     With `run_file`, the state is saved there after every epoch and an existing file is
     resumed from (a finished run returns at once). Returns the per-epoch History."""
+    check_objective(model, config)
     device = pick_device(device)
     model.to(device)
     if device.type == "cuda":
@@ -215,6 +233,7 @@ def fit(model, train_data, valid_data=None, config: TrainConfig = TrainConfig(),
         if progress:
             print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
         if run_file is not None:
+            check_finite(model, epoch + 1)  # never overwrite a good run with broken weights
             save_run(run_file, model, optimiser, history, step, config)
     model.eval()
     return history

@@ -42,7 +42,7 @@ evaluate: $(STAMP)  ## the results table of every cached model
 	$(PY) -m vaebook evaluate
 
 bench: $(STAMP)  ## throughput and timing figures
-	$(PY) -m vaebook.bench
+	$(PY) -m vaebook.bench --chapters
 
 clean:
 	rm -rf _book .book-build runs .pytest_cache

@@ -81,8 +81,9 @@ def evaluate_all(names=None, update: bool = False, limit: int | None = None) -> 
     oracle = checkpoints.load("oracle")
     levels = oracle.config.factor_levels
     images, factors, _ = test_set(limit)
-    data_fd = metrics.frechet_distance(metrics.oracle_features(oracle, images[:N_FD]),
-                                       metrics.oracle_features(oracle, images[N_FD:2 * N_FD]))
+    half = min(N_FD, len(images) // 2)
+    data_fd = metrics.frechet_distance(metrics.oracle_features(oracle, images[:half]),
+                                       metrics.oracle_features(oracle, images[half:2 * half]))
     results = {}
     for name in names:
         model = checkpoints.load(name)
@@ -95,6 +96,8 @@ def evaluate_all(names=None, update: bool = False, limit: int | None = None) -> 
 
 def print_table(results: dict[str, dict], data_fd: float | None = None) -> None:
     cols = ["test_recon_mse", "test_elbo", "test_iwae_nll", "test_kl", "active_units", "sample_fd", "mig"]
+    print("test split of faces; test_elbo is the ELBO and test_iwae_nll the negative importance-weighted "
+          f"bound (K={K_IWAE}), both in nats per image; sample_fd in the oracle's feature space")
     print(f"{'model':10s}" + "".join(f"{c:>16s}" for c in cols))
     for name, m in results.items():
         cells = "".join(f"{m[c]:>16.4g}" if c in m else f"{'-':>16s}" for c in cols)

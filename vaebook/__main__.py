@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import os
 import platform
 import sys
 import time
@@ -16,12 +17,12 @@ from pathlib import Path
 import torch
 
 from . import checkpoints
-from .data import FactorTargets, load_dataset
+from .data import FactorTargets, default_dataset, load_dataset
 from .models import build_model, count_parameters
 from .presets import make_presets
 from .train import fit, pick_device
 
-RUNS = Path("runs")
+RUNS = Path(os.environ.get("VAEBOOK_RUNS", "runs"))
 
 
 def hardware(device: torch.device) -> str:
@@ -43,7 +44,8 @@ def train(args) -> None:
     presets = make_presets()
     preset = presets[args.name]
     cfg = preset.train
-    overrides = {k: v for k, v in (("epochs", args.epochs), ("train_size", args.train_size)) if v is not None}
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("train_size", args.train_size),
+                                   ("sigma", args.sigma), ("beta", args.beta)) if v is not None}
     cfg = dataclasses.replace(cfg, **overrides)
     device = pick_device(args.device)
     train_data = load_dataset(args.dataset, "train", root=args.root, limit=cfg.train_size)
@@ -65,7 +67,7 @@ def train(args) -> None:
     record = {
         "about": preset.about,
         "train": cfg.to_dict(),
-        "data": {"dataset": args.dataset or "faces", "split": "train", "images": len(train_data),
+        "data": {"dataset": args.dataset or default_dataset(), "split": "train", "images": len(train_data),
                  "images_seen": len(train_data) // cfg.batch_size * cfg.batch_size * cfg.epochs},
         "trained_on": hardware(device),
         "wall_seconds": round(sum(e["seconds"] for e in history.epochs), 1),
@@ -98,6 +100,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("name", choices=list(make_presets()))
     t.add_argument("--epochs", type=int, help="override the preset's epochs")
     t.add_argument("--train-size", type=int, help="use only the first N training images")
+    t.add_argument("--sigma", type=float, help="override the decoder std σ (VAEs)")
+    t.add_argument("--beta", type=float, help="override the KL weight β (VAEs)")
     t.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     t.add_argument("--dataset", choices=["faces", "celeba"], help="default: $VAEBOOK_DATASET or faces")
     t.add_argument("--root", help="CelebA folder (default: $VAEBOOK_CELEBA_ROOT)")

@@ -40,7 +40,7 @@ def make_presets() -> dict[str, Preset]:
                      TrainConfig(objective="mse", epochs=6),
                      "autoencoder with a 128-d bottleneck (chapters 1-2)"),
         "vae": Preset(ModelConfig("vae", latent_dim=128, channels=WIDTHS),
-                      TrainConfig(objective="elbo", beta=1.0, epochs=6),
+                      TrainConfig(objective="elbo", beta=1.0, sigma=0.6, epochs=6),
                       "VAE, same encoder/decoder as 'ae' plus a log-variance head (chapter 5)"),
         **{f"beta{b}": beta_vae(b) for b in (1, 2, 4, 8, 16)},
         "capacity": Preset(ModelConfig("vae", latent_dim=10, channels=WIDTHS),
@@ -48,7 +48,7 @@ def make_presets() -> dict[str, Preset]:
                                        capacity_steps=1500, gamma=100.0),
                            "β-VAE with capacity annealing, Burgess et al. 2018 (chapter 6)"),
     }
-    presets["oracle"] = Preset(oracle_config(), TrainConfig(objective="factors", epochs=2),
+    presets["oracle"] = Preset(oracle_config(), TrainConfig(objective="factors", epochs=6),
                                "factor reader used to measure models (never a generative model)")
     return presets
 

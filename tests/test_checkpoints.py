@@ -252,3 +252,22 @@ def test_damaged_manifest_is_a_clear_error(tmp_path):
     (tmp_path / "manifest.json").write_text('{"vae": {')
     with pytest.raises(CheckpointError, match="not valid JSON.*make checkpoints"):
         ck.load("vae", root=tmp_path)
+
+
+def test_half_precision_changes_test_metrics_by_under_one_percent(tmp_path):
+    """The book stores float16 weights; that is only fine if the numbers barely move."""
+    from vaebook import metrics
+    from vaebook.data import load_dataset, stack_images
+    from vaebook.train import TrainConfig, fit
+    data = load_dataset("faces", "test", limit=512)
+    cfg = ModelConfig("vae", latent_dim=8, channels=(8, 16, 32, 64))
+    model = build_model(cfg, seed=0)
+    fit(model, data, None, TrainConfig(objective="elbo", epochs=2, batch_size=64, sigma=0.6), progress=False)
+    ck.save(model, "full", RECORD, root=tmp_path, half=False)
+    ck.save(model, "half", RECORD, root=tmp_path, half=True)
+    images = stack_images(data)
+    full = ck.load("full", root=tmp_path)
+    half = ck.load("half", root=tmp_path)
+    for measure in (metrics.reconstruction_mse, metrics.kl_per_dim):
+        a, b = torch.as_tensor(measure(full, images)), torch.as_tensor(measure(half, images))
+        assert torch.allclose(a, b, rtol=0.01, atol=1e-6), (measure.__name__, a, b)

@@ -61,7 +61,7 @@ def measure(name: str, model, oracle, images, factors, levels) -> dict:
         codes = metrics.encode_means(model, images)
         out["sample_fd_global"] = sample_fd(oracle, gaussian_samples(model, codes, N_FD, False), reference)
         out["sample_fd"] = sample_fd(oracle, gaussian_samples(model, codes, N_FD, True), reference)
-        return {k: round(float(v), 6) for k, v in out.items()}
+        return {k: float(f"{float(v):.7g}") for k, v in out.items()}
     sigma = model.record["train"]["sigma"]
     terms = metrics.elbo_terms(model, images, sigma, seed=SEED)
     out.update({"test_elbo": terms["elbo"], "test_recon_nll": terms["recon"], "test_kl": terms["kl"]})
@@ -71,7 +71,7 @@ def measure(name: str, model, oracle, images, factors, levels) -> dict:
     out["sample_fd"] = sample_fd(oracle, prior_samples(model, N_FD), reference)
     score, _, _ = metrics.mig(metrics.encode_means(model, images), factors, levels)
     out["mig"] = score
-    return {k: round(float(v), 6) for k, v in out.items()}
+    return {k: float(f"{float(v):.7g}") for k, v in out.items()}
 
 
 def evaluate_all(names=None, update: bool = False, limit: int | None = None) -> dict[str, dict]:

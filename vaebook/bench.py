@@ -58,14 +58,24 @@ def plain_loop(model, data, cfg: TrainConfig, device) -> None:
     sync(device)
 
 
-def bench_trainer(device, n_images: int) -> None:
+def bench_trainer(device, n_images: int, rounds: int = 3) -> None:
+    """fit against the plain loop, interleaved (fit, plain, fit, plain, ...) so that a busy
+    machine slows both alike; medians of `rounds` epochs each."""
     preset = get_preset("ae")
     data = load_dataset("faces", "train", limit=n_images)
     cfg = TrainConfig(objective="mse", epochs=1, batch_size=128, grad_clip=0)
-    model = build_model(preset.model)
-    t_fit = timed(lambda: (fit(model, data, None, cfg, device=device, progress=False), sync(device)))
-    model = build_model(preset.model).to(device)
-    t_plain = timed(lambda: plain_loop(model, data, cfg, device))
+    fit_model, plain_model = build_model(preset.model), build_model(preset.model).to(device)
+    runs = {"fit": lambda: (fit(fit_model, data, None, cfg, device=device, progress=False), sync(device)),
+            "plain": lambda: plain_loop(plain_model, data, cfg, device)}
+    times = {k: [] for k in runs}
+    for k, run in runs.items():
+        run()  # warm-up
+    for _ in range(rounds):
+        for k, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[k].append(time.perf_counter() - start)
+    t_fit, t_plain = statistics.median(times["fit"]), statistics.median(times["plain"])
     n = n_images // cfg.batch_size * cfg.batch_size
     print(f"fit loop:   {n / t_fit:9.0f} img/s   (ae preset, batch 128, {device.type})")
     print(f"plain loop: {n / t_plain:9.0f} img/s")

@@ -208,3 +208,13 @@ def test_attribute_values_other_than_minus_one_and_one_are_rejected(tmp_path):
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(ValueError, match=f"row of {filename(2)} is not 40 values of -1 or 1"):
         CelebA(root)
+
+
+def test_load_dataset_limit_cuts_items_and_their_metadata(root):
+    from vaebook.data import load_dataset
+    full = load_dataset("celeba", "all", root=root)
+    part = load_dataset("celeba", "all", root=root, limit=3)
+    assert len(part) == 3 and part.attrs.shape == (3, 40) and part.filenames == full.filenames[:3]
+    assert torch.equal(part[2][0], full[2][0]) and torch.equal(part[-1][1], full.attrs[2])
+    with pytest.raises(IndexError):
+        part[3]

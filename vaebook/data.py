@@ -39,10 +39,15 @@ def load_dataset(name: str | None = None, split: str = "train", root=None, limit
 
 
 class Limited(Dataset):
-    """The first `n` items of a dataset, keeping its attributes (attr_names, factors, ...)."""
+    """The first `n` items of a dataset, keeping its attributes (attr_names, factors, ...);
+    per-item arrays (attrs, factors, filenames) are cut to the same `n` items."""
 
     def __init__(self, data: Dataset, n: int):
         self.data, self.n = data, min(n, len(data))
+        for key in ("attrs", "factors", "filenames"):
+            value = getattr(data, key, None)
+            if value is not None:
+                setattr(self, key, value[:self.n])
 
     def __len__(self):
         return self.n

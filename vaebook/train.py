@@ -77,13 +77,14 @@ def pick_device(device=None) -> torch.device:
 
 
 def compute_loss(model, x, target, cfg: TrainConfig, step: int) -> tuple[torch.Tensor, dict]:
-    """Mean loss over the batch and its parts (floats), for cfg.objective."""
+    """Mean loss over the batch and its parts (detached 0-d tensors, left on the device so that
+    reading them does not wait for the GPU), for cfg.objective."""
     if cfg.objective == "mse":
         loss = losses.mse(model(x), x).mean()
-        return loss, {"loss": loss.item()}
+        return loss, {"loss": loss.detach()}
     if cfg.objective == "factors":
         loss = losses.factor_loss(model.split_outputs(model(x)), target, model.config.factor_levels).mean()
-        return loss, {"loss": loss.item()}
+        return loss, {"loss": loss.detach()}
     x_hat, mu, logvar = model(x)
     x_hat, mu, logvar = x_hat.float(), mu.float(), logvar.float()
     if cfg.objective == "elbo":
@@ -92,19 +93,37 @@ def compute_loss(model, x, target, cfg: TrainConfig, step: int) -> tuple[torch.T
         c = losses.capacity(step, cfg.capacity_max, cfg.capacity_steps)
         loss, recon, kl = losses.capacity_loss(x_hat, x, mu, logvar, sigma=cfg.sigma, gamma=cfg.gamma, c=c)
     loss = loss.mean()
-    return loss, {"loss": loss.item(), "recon": recon.mean().item(), "kl": kl.mean().item()}
+    return loss, {"loss": loss.detach(), "recon": recon.detach().mean(), "kl": kl.detach().mean()}
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 100_003 + epoch
 
 
-def run_epoch(model, loader, cfg, device, optimiser=None, step=0, desc=""):
-    """One pass over `loader`; trains when an optimiser is given. Returns (averages, step)."""
+# On a GPU, reading a number back (`.item()`, `if tensor:`) waits for all queued work, so the
+# loss is checked for NaN/inf only every CHECK_EVERY steps there; on the CPU every step is free.
+CHECK_EVERY = 25
+
+
+def check_loss(loss_ok: torch.Tensor, last: torch.Tensor, step: int, since: int, cfg: TrainConfig) -> None:
+    """Raise NonFiniteLossError if any loss since step `since` was NaN or infinite."""
+    if not bool(loss_ok):
+        where = f"at step {step}" if since >= step else f"between steps {since} and {step}"
+        raise NonFiniteLossError(
+            f"loss became {float(last)} {where}: lower lr (now {cfg.lr}) or raise "
+            f"sigma (now {cfg.sigma}); the last good checkpoint is kept")
+
+
+def run_epoch(model, loader, cfg, device, optimiser=None, step=0, desc="", check_every=None):
+    """One pass over `loader`; trains when an optimiser is given. Returns (averages, step).
+    The loss is checked for NaN/inf every `check_every` batches (default: 1 on the CPU,
+    CHECK_EVERY on a GPU) and at the end."""
     training = optimiser is not None
     model.train(training)
     cuda = device.type == "cuda"
-    sums, count = {}, 0
+    every = check_every or (CHECK_EVERY if cuda else 1)
+    sums, count, batches = {}, 0, 0
+    loss_ok, since = torch.ones((), dtype=torch.bool, device=device), step
     for x, target in tqdm(loader, desc=desc, leave=False, disable=not desc):
         x = x.to(device, non_blocking=True)
         target = target.to(device, non_blocking=True)
@@ -112,10 +131,11 @@ def run_epoch(model, loader, cfg, device, optimiser=None, step=0, desc=""):
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.set_grad_enabled(training), torch.autocast("cuda", torch.bfloat16, enabled=cuda):
             loss, parts = compute_loss(model, x, target, cfg, step)
-        if not math.isfinite(parts["loss"]):
-            raise NonFiniteLossError(
-                f"loss became {parts['loss']} at step {step}: lower lr (now {cfg.lr}) or raise "
-                f"sigma (now {cfg.sigma}); the last good checkpoint is kept")
+        loss_ok &= torch.isfinite(parts["loss"])
+        batches += 1
+        if batches % every == 0:
+            check_loss(loss_ok, parts["loss"], step, since, cfg)
+            since = step + 1
         if training:
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
@@ -124,12 +144,13 @@ def run_epoch(model, loader, cfg, device, optimiser=None, step=0, desc=""):
             optimiser.step()
             step += 1
         for k, v in parts.items():
-            sums[k] = sums.get(k, 0.0) + v * len(x)
+            sums[k] = sums.get(k, 0.0) + v.double() * len(x)
         count += len(x)
     if count == 0:
         raise ValueError(f"no full batch to train on: the dataset has fewer images than "
                          f"batch_size={cfg.batch_size}; lower batch_size or use more data")
-    return {k: v / count for k, v in sums.items()}, step
+    check_loss(loss_ok, parts["loss"], step - training, since, cfg)
+    return {k: float(v) / count for k, v in sums.items()}, step
 
 
 def save_run(path, model, optimiser, history: History, step: int, cfg: TrainConfig) -> None:

@@ -55,3 +55,14 @@ def test_evaluate_prints_a_table(capsys):
     out = capsys.readouterr().out
     assert "test_recon_mse" in out and "\nae " in out
     assert results["ae"]["test_recon_mse"] > 0
+
+
+def test_results_table_keeps_its_columns_aligned_for_long_names(capsys):
+    results = {"ae": {"test_recon_mse": 0.004, "sample_fd": 250.0},
+               "beta16-sigma0.1": {"test_recon_mse": 0.005, "mig": 0.02, "test_kl": 27.4}}
+    evaluate.print_table(results)
+    header, *rows = capsys.readouterr().out.splitlines()[1:]
+    assert {len(header)} == {len(r) for r in rows}, "every row as wide as the header"
+    column = header.index("test_kl") + len("test_kl")          # right edge of the test_kl column
+    assert rows[1][:column].endswith("27.4") and rows[0][:column].endswith("-")
+    assert rows[1].startswith("beta16-sigma0.1 ")

@@ -100,9 +100,10 @@ def print_table(results: dict[str, dict], data_fd: float | None = None) -> None:
     print("test split of faces; test_elbo is the ELBO and test_iwae_nll the negative importance-weighted "
           f"bound (K={K_IWAE}), both in nats per image; sample_fd in the oracle's feature space")
     width = {c: max(12, len(c) + 2) for c in cols}
-    print(f"{'model':10s}" + "".join(f"{c:>{width[c]}s}" for c in cols))
+    first = max([len("model"), *map(len, results)]) + 1
+    print(f"{'model':{first}s}" + "".join(f"{c:>{width[c]}s}" for c in cols))
     for name, m in results.items():
         cells = "".join(f"{m[c]:>{width[c]}.4g}" if c in m else f"{'-':>{width[c]}s}" for c in cols)
-        print(f"{name:10s}{cells}")
+        print(f"{name:{first}s}{cells}")
     if data_fd is not None:
         print(f"(Fréchet distance between two halves of the test set, the floor: {data_fd:.4g})")

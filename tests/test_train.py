@@ -312,3 +312,49 @@ def test_epoch_averages_match_a_per_step_float_sum(data, monkeypatch):
     assert len(seen) == 4 and set(averages) == {"loss", "recon", "kl"}
     for k in averages:
         assert averages[k] == pytest.approx(sum(n * p[k] for n, p in seen) / len(data), rel=1e-6), k
+
+
+def test_dataset_smaller_than_a_batch_is_an_error():
+    tiny = TensorDataset(torch.rand(5, 3, S, S), torch.zeros(5))
+    with pytest.raises(ValueError, match="batch_size"):
+        run(AE, TrainConfig("mse", epochs=1, batch_size=8), tiny)
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    (dict(epochs=0), "epochs"),
+    (dict(batch_size=0), "batch_size"),
+    (dict(lr=0.0), "lr"),
+    (dict(lr=-1e-3), "lr"),
+    (dict(sigma=0.0), "sigma"),
+    (dict(lr=float("nan")), "lr"),
+    (dict(objective="adversarial"), "objective"),
+    (dict(beta=-1.0), "beta"),
+])
+def test_train_config_rejects_bad_values(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        TrainConfig(**kwargs)
+
+
+def test_objective_for_another_model_kind_is_refused(data):
+    cfg = TrainConfig(objective="elbo", epochs=1, batch_size=8)
+    with pytest.raises(ValueError, match="trains a vae model, not a 'ae'"):
+        run(ModelConfig("ae", latent_dim=4, channels=(4, 8), image_size=16), cfg, data)
+
+
+def test_weights_that_turn_nan_are_not_saved(data, tmp_path, monkeypatch):
+    run_file = tmp_path / "run.safetensors"
+    cfg = TrainConfig(objective="mse", epochs=1, batch_size=8)
+    model_cfg = ModelConfig("ae", latent_dim=4, channels=(4, 8), image_size=16)
+    run(model_cfg, cfg, data, run_file=run_file)
+    good = run_file.read_bytes()
+    real_step = torch.optim.Adam.step
+
+    def poisoned_step(self, *a, **k):  # the loss stays finite, the weights do not
+        out = real_step(self, *a, **k)
+        for group in self.param_groups:
+            group["params"][0].data.fill_(float("nan"))
+        return out
+    monkeypatch.setattr(torch.optim.Adam, "step", poisoned_step)
+    with pytest.raises(NonFiniteLossError):
+        run(model_cfg, dataclasses.replace(cfg, epochs=2), data, run_file=run_file)
+    assert run_file.read_bytes() == good

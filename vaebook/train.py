@@ -11,7 +11,6 @@ What it does beyond the textbook loop, and why:
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path

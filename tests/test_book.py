@@ -46,7 +46,8 @@ def prose(path: Path) -> str:
 
 def test_quarto_yml_is_a_book_listing_the_chapters_in_order():
     config = yaml.safe_load((ROOT / "_quarto.yml").read_text())
-    assert config["project"] == {"type": "book", "output-dir": "_book"}
+    assert config["project"] == {"type": "book", "output-dir": "_book",
+                                 "post-render": "tools/site_assets.py"}
     assert config["bibliography"] == "references.bib" and config["number-sections"] is True
     assert config["execute"]["freeze"] == "auto" and config["jupyter"] == "python3"
     files = listed()

@@ -1,19 +1,18 @@
 """Saving and loading trained models safely: safetensors files, never pickle.
 
-A checkpoint ``NAME`` is ``checkpoints/NAME.safetensors`` (the weights, with the whole record —
-config, training budget, hardware, metrics — as JSON in the file's own metadata header) plus
-``NAME.json``, the same record for people to read. ``checkpoints/manifest.json`` lists every
-checkpoint with its sha256, so a truncated or swapped file is caught before it is used.
+A checkpoint ``NAME`` is a safetensors file of weights whose metadata header holds the whole
+record (config, data, training budget, hardware, history) as JSON, registered in
+``checkpoints/manifest.json`` with its sha256, so a truncated or swapped file is caught before
+it is used. How the folder stays loadable when a save is killed at any instant is
+:mod:`vaebook.store`'s job; what a record must say, :mod:`vaebook.records`'.
 
-Every write goes to a temporary file in the same folder and is then renamed over the old one
-(``os.replace`` is atomic), so a crash mid-write leaves the last good file intact.
+The book's folder is read-only to experiments: training writes to ``runs/``, and a model
+enters this store only through :func:`save` (``python -m vaebook train NAME --save``), which,
+like :func:`load`, refuses a model whose record differs from its preset.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -21,61 +20,45 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from . import store
 from .models import ModelConfig, build_model
+from .records import check_record
+from .store import DEFAULT_ROOT, MANIFEST, CheckpointError, atomic_write_bytes, root_dir
 
-DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "checkpoints"
-MANIFEST = "manifest.json"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, damaged or does not match the model the book expects."""
+__all__ = ["CheckpointError", "DEFAULT_ROOT", "MANIFEST", "atomic_write_bytes", "load", "read_manifest",
+           "read_tensors", "root_dir", "save", "update_metrics", "write_tensors"]
 
 
-def root_dir(root=None) -> Path:
-    """The checkpoint folder: `root`, else $VAEBOOK_CHECKPOINTS, else the repo's checkpoints/."""
-    return Path(root or os.environ.get("VAEBOOK_CHECKPOINTS") or DEFAULT_ROOT)
-
-
-def retrain_hint(name: str) -> str:
-    return f"rebuild it with `python -m vaebook train {name}` (or `make checkpoints` for all)"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def write_tensors(path, tensors: dict[str, torch.Tensor], record: dict) -> None:
-    """Atomically write tensors and a JSON record into one safetensors file."""
+def serialise(tensors: dict[str, torch.Tensor], record: dict) -> bytes:
+    """Tensors and a JSON record as the bytes of one safetensors file."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    atomic_write_bytes(Path(path), st_save(tensors, metadata={"record": json.dumps(record)}))
+    return st_save(tensors, metadata={"record": json.dumps(record)})
 
 
-def read_tensors(path) -> tuple[dict[str, torch.Tensor], dict]:
-    """Read a file written by :func:`write_tensors`: (tensors, record). No code is executed."""
-    path = Path(path)
-    data = path.read_bytes()
+def deserialise(data: bytes, where) -> tuple[dict[str, torch.Tensor], object]:
+    """(tensors, record) from safetensors bytes. No code is executed, whatever the bytes."""
     try:
         tensors = st_load(data)
         header_len = int.from_bytes(data[:8], "little")
-        meta = json.loads(data[8:8 + header_len]).get("__metadata__", {})
+        meta = json.loads(data[8:8 + header_len]).get("__metadata__") or {}
         record = json.loads(meta.get("record", "{}"))
-    except (SafetensorError, ValueError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path} is not a readable safetensors file ({e})") from e
+    except (SafetensorError, ValueError, AttributeError, RecursionError) as e:
+        reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)[:100]
+        raise CheckpointError(f"{where} is not a readable safetensors file ({reason})") from None
+    return tensors, record
+
+
+def write_tensors(path, tensors: dict[str, torch.Tensor], record: dict) -> None:
+    """Atomically write tensors and a JSON record into one safetensors file (run files)."""
+    atomic_write_bytes(Path(path), serialise(tensors, record), step="run file")
+
+
+def read_tensors(path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read a file written by :func:`write_tensors`: (tensors, record)."""
+    path = Path(path)
+    tensors, record = deserialise(path.read_bytes(), path)
+    if not isinstance(record, dict):
+        raise CheckpointError(f"{path} holds no record (its metadata is a {type(record).__name__})")
     return tensors, record
 
 
@@ -86,93 +69,70 @@ def state_for_saving(model: torch.nn.Module, half: bool) -> dict[str, torch.Tens
 
 
 def read_manifest(root=None) -> dict:
-    path = root_dir(root) / MANIFEST
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path} is not valid JSON ({e}); restore it with `git checkout {MANIFEST}` "
-                              "in the checkpoints folder, or rebuild every model with `make checkpoints`") from e
-
-
-def save(model: torch.nn.Module, name: str, record: dict, *, root=None, half: bool = True) -> Path:
-    """Save a trained model as checkpoint `name` and register it in the manifest.
-
-    `record` holds what a reader needs to trust the file: config, data, budget, hardware,
-    wall time and metrics. The model config is added here from the model itself."""
-    folder = root_dir(root)
-    record = {**record, "name": name, "model": model.config.to_dict(), "dtype": "float16" if half else "float32"}
-    path = folder / f"{name}.safetensors"
-    write_tensors(path, state_for_saving(model, half), record)
-    entry = {**record, "file": path.name, "sha256": sha256(path), "bytes": path.stat().st_size}
-    atomic_write_bytes(folder / f"{name}.json", (json.dumps(entry, indent=2) + "\n").encode())
-    update_manifest(name, entry, root=folder)
-    return path
-
-
-def update_manifest(name: str, entry: dict, *, root=None) -> None:
-    folder = root_dir(root)
-    manifest = read_manifest(folder)
-    manifest[name] = entry
-    text = json.dumps(dict(sorted(manifest.items())), indent=2) + "\n"
-    atomic_write_bytes(folder / MANIFEST, text.encode())
+    """The manifest of folder `root` as {name: entry}; {} when the folder has none."""
+    return store.read_manifest(root_dir(root))
 
 
 def manifest_entry(name: str, root=None) -> dict:
-    """The manifest's record of `name`, or a CheckpointError that says how to make it."""
+    """The manifest's entry for `name`, or a CheckpointError that says what to do."""
+    return store.manifest_entry(root_dir(root), name)
+
+
+def save(model: torch.nn.Module, name: str, record: dict, *, root=None, half: bool = True,
+         dataset: str | None = None) -> Path:
+    """Save a trained model as checkpoint `name` and register it in the manifest.
+
+    `record` holds what a reader needs to trust the file: training config, data, budget,
+    hardware, wall time and history; the model config is added here from the model itself.
+    For a preset's name the record must match the preset (and, in the book's folder, the data
+    must be `faces`): an experiment is refused before anything is written."""
     folder = root_dir(root)
-    manifest = read_manifest(folder)
-    if name not in manifest:
-        known = ", ".join(sorted(manifest)) or "none"
-        raise CheckpointError(
-            f"no checkpoint named {name!r} in {folder / MANIFEST} (it has: {known}); {retrain_hint(name)}")
-    return manifest[name]
+    blob, record = prepare(model, name, record, folder, half, dataset)
+    entry = store.commit(folder, name, blob, record)
+    return folder / entry["file"]
 
 
-def verified_path(name: str, root=None) -> tuple[Path, dict]:
-    """Path of checkpoint `name` after checking it exists and its sha256 matches the manifest."""
-    entry = manifest_entry(name, root)
-    path = root_dir(root) / entry["file"]
-    if not path.exists():
-        raise CheckpointError(f"checkpoint file {path} is missing; {retrain_hint(name)}")
-    digest = sha256(path)
-    if digest != entry["sha256"]:
-        raise CheckpointError(
-            f"checkpoint file {path} is corrupted or was replaced: its sha256 is {digest[:12]}…, "
-            f"the manifest expects {entry['sha256'][:12]}…; {retrain_hint(name)}")
-    return path, entry
+def prepare(model, name: str, record: dict, folder: Path, half: bool = True,
+            dataset: str | None = None) -> tuple[bytes, dict]:
+    """The checked record of checkpoint `name` and the file's bytes: all of a save that
+    touches no file (tests hand the result to a writer process they kill)."""
+    record = {**record, "name": name, "model": model.config.to_dict(), "dtype": "float16" if half else "float32"}
+    record = json.loads(json.dumps(record))  # exactly what a reader will get back (tuples -> lists)
+    check_record(name, record, folder, dataset)
+    return serialise(state_for_saving(model, half), record), record
 
 
-def load(name: str, *, root=None, device="cpu", expect: ModelConfig | None = None) -> torch.nn.Module:
+def load(name: str, *, root=None, device="cpu", expect: ModelConfig | None = None,
+         dataset: str | None = None) -> torch.nn.Module:
     """Load checkpoint `name` as a ready model in eval mode (float32, on `device`).
 
-    The model is rebuilt from the config stored in the file. If `expect` is given (the book
-    passes the preset's config) and differs, that is an error: the chapter's text was written
-    for the preset's model. The record is attached as ``model.record``."""
-    path, entry = verified_path(name, root)
-    tensors, record = read_tensors(path)
-    config = ModelConfig.from_dict(record["model"])
+    The file's sha256 is checked against the manifest, and its record against the preset of
+    the same name (model, training config, data: the chapter's text was written for that
+    model). `expect`, a ModelConfig, must equal the stored one too; `dataset` names the data
+    the model must have seen (default: `faces` in the book's folder, any elsewhere). The record
+    is attached as ``model.record``."""
+    folder = root_dir(root)
+    data, entry = store.read_blob(folder, name)
+    path = folder / entry["file"]
+    tensors, record = deserialise(data, path)
+    config = check_record(name, record, folder, dataset)
     if expect is not None and expect != config:
-        raise CheckpointError(
-            f"checkpoint {name!r} was trained with {config}, but the book expects {expect}; "
-            f"{retrain_hint(name)}")
-    model = build_model(config, seed=None)
-    state = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
+        raise CheckpointError(f"checkpoint {name!r} was trained with {config}, but the book expects "
+                              f"{expect}; {store.restore_hint(folder, name)}")
     try:
+        model = build_model(config, seed=None)
+        state = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
         model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise CheckpointError(f"checkpoint {path} does not fit its model ({e}); {retrain_hint(name)}") from e
+    except (RuntimeError, ValueError, MemoryError) as e:
+        raise CheckpointError(f"checkpoint {path} does not fit its model ({str(e)[:200]}); "
+                              f"{store.restore_hint(folder, name)}") from None
     # metrics are measured after saving (update_metrics): the manifest has the current ones
     model.record = {**record, **{k: entry[k] for k in ("sha256", "bytes", "metrics") if k in entry}}
     return model.to(device).eval()
 
 
 def update_metrics(name: str, metrics: dict, *, root=None) -> None:
-    """Record test metrics for checkpoint `name` in the manifest and its JSON sidecar.
+    """Record test metrics for checkpoint `name` in the manifest (and its NAME.json).
 
     Metrics live outside the weights file, so measuring again never changes its sha256."""
-    folder = root_dir(root)
-    entry = {**manifest_entry(name, folder), "metrics": metrics}
-    atomic_write_bytes(folder / f"{name}.json", (json.dumps(entry, indent=2) + "\n").encode())
-    update_manifest(name, entry, root=folder)
+    store.update_entry(root_dir(root), name, {"metrics": metrics})

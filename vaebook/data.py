@@ -14,11 +14,21 @@ import torch
 from torch.utils.data import Dataset
 
 DATASETS = ("faces", "celeba")
+# Images per split, written out so that checking a checkpoint's record ("trained on the whole
+# training split") does not have to build a dataset. tests/test_data.py checks them against
+# the datasets: faces' index ranges, and CelebA's official partition (list_eval_partition).
+SPLIT_SIZES = {"faces": {"train": 60_000, "valid": 5_000, "test": 10_000},
+               "celeba": {"train": 162_770, "valid": 19_867, "test": 19_962}}
 
 
 def default_dataset() -> str:
     """$VAEBOOK_DATASET, or "faces"."""
     return os.environ.get("VAEBOOK_DATASET", "faces")
+
+
+def split_size(name, split: str) -> int | None:
+    """Images in `split` of dataset `name`, or None for a name the book does not know."""
+    return SPLIT_SIZES.get(name, {}).get(split) if isinstance(name, str) else None
 
 
 def load_dataset(name: str | None = None, split: str = "train", root=None, limit: int | None = None) -> Dataset:

@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: book test unit nbval notebooks notebooks-check checkpoints evaluate bench clean
+.PHONY: book test unit nbval notebooks notebooks-check test-other-cpu checkpoints evaluate bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,16 @@ unit: $(STAMP)
 nbval: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with tests/nbval-sanitize.cfg notebooks
+
+# The tests that compare against recorded numbers (the faces checksums, re-measured metrics),
+# again with numpy, ATen and oneDNN held to their baseline instruction sets and an empty faces
+# cache: a machine of one kind then sees what a CPU of another kind would compute.
+BASELINE_ISA := NPY_DISABLE_CPU_FEATURES="X86_V3 X86_V4 AVX512_ICL AVX512_SPR" \
+	ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41
+test-other-cpu: $(STAMP)
+	cache=$$(mktemp -d) && trap 'rm -rf "$$cache"' EXIT && \
+	VAEBOOK_CACHE=$$cache $(BASELINE_ISA) $(PY) -m pytest -q -p no:cacheprovider \
+		tests/test_faces_identity.py tests/test_evaluate.py
 
 notebooks: $(STAMP)  ## regenerate notebooks/ from chapters/
 	$(PY) tools/book.py notebooks

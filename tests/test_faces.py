@@ -1,5 +1,8 @@
 """Tests of vaebook.faces: deterministic factors, what each factor draws, and the cached dataset."""
+import os
 import pickle
+import stat
+import warnings
 
 import numpy as np
 import pytest
@@ -164,7 +167,7 @@ def test_splits_are_disjoint_with_documented_sizes(tmp_path, monkeypatch):
     assert SPLITS == {"train": (0, 60_000), "valid": (60_000, 65_000), "test": (65_000, 75_000)}
     ranges = sorted(SPLITS.values())
     assert all(a[1] <= b[0] for a, b in zip(ranges, ranges[1:]))
-    monkeypatch.setattr(faces, "render", lambda *a, **k: pytest.fail("rendered too early"))
+    monkeypatch.setattr(faces, "render_uint8", lambda *a, **k: pytest.fail("rendered too early"))
     sizes = {s: len(FacesDataset(s, cache_dir=tmp_path)) for s in SPLITS}
     assert sizes == {"train": 60_000, "valid": 5_000, "test": 10_000}
     d = FacesDataset("valid", cache_dir=tmp_path, limit=7)
@@ -202,10 +205,11 @@ def test_items_match_render_and_index_like_a_list(tmp_path):
 def test_cache_round_trip_does_not_render_again(tmp_path, monkeypatch):
     first = FacesDataset("valid", cache_dir=tmp_path, limit=10)
     data = np.array(first.images_uint8())
-    path = first.cache_path()
-    assert path.exists() and f"r{faces.RENDER_VERSION}" in path.name and "valid" in path.name
+    [path] = first.cache_files()
+    assert f"r{faces.RENDER_VERSION}" in path.name and "valid" in path.name
+    assert path.stem.endswith(faces.digest(data)[:16])  # the name carries the pixels' checksum
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
-    monkeypatch.setattr(faces, "render", lambda *a, **k: pytest.fail("rendered again"))
+    monkeypatch.setattr(faces, "render_uint8", lambda *a, **k: pytest.fail("rendered again"))
     second = FacesDataset("valid", cache_dir=tmp_path, limit=10)
     assert isinstance(second.images_uint8(), np.memmap)
     assert np.array_equal(second.images_uint8(), data)
@@ -214,27 +218,59 @@ def test_cache_round_trip_does_not_render_again(tmp_path, monkeypatch):
     assert np.array_equal(FacesDataset("valid", cache_dir=tmp_path, limit=4).images_uint8(), data[:4])
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "wrong shape"])
+def test_cache_files_respect_the_umask(tmp_path):
+    old = os.umask(0o027)
+    try:
+        FacesDataset("test", cache_dir=tmp_path, limit=2).images_uint8()
+    finally:
+        os.umask(old)
+    [path] = tmp_path.iterdir()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "wrong shape", "pixels"])
 def test_damaged_cache_is_rendered_again(tmp_path, damage):
     d = FacesDataset("test", cache_dir=tmp_path, limit=6)
     good = np.array(d.images_uint8())
-    path = d.cache_path()
+    [path] = d.cache_files()
+    faces._VERIFIED.clear()  # a new process: nothing verified yet
     if damage == "garbage":
         path.write_bytes(b"not a numpy file at all")
     elif damage == "truncated":
         path.write_bytes(path.read_bytes()[:5000])
-    else:
+    elif damage == "wrong shape":
         np.save(path, np.zeros((6, 3, 32, 32), np.uint8))
+    else:  # one pixel changed behind an intact header: only the checksum can tell
+        arr = np.load(path, mmap_mode="r+")
+        arr[2, 1, 30, 30] ^= 1
+        arr.flush()
+        del arr
     again = FacesDataset("test", cache_dir=tmp_path, limit=6)
-    assert np.array_equal(again.images_uint8(), good)
-    assert np.array_equal(np.load(path), good)  # and the file was repaired
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert np.array_equal(again.images_uint8(), good)
+    [repaired] = again.cache_files()
+    assert np.array_equal(np.load(repaired), good)
+
+
+def test_pixel_damage_is_reported(tmp_path):
+    d = FacesDataset("test", cache_dir=tmp_path, limit=3)
+    d.images_uint8()
+    [path] = d.cache_files()
+    faces._VERIFIED.clear()
+    arr = np.load(path, mmap_mode="r+")
+    arr[0, 0, 0, 0] ^= 4
+    arr.flush()
+    del arr
+    with pytest.warns(UserWarning, match="fails its checksum"):
+        FacesDataset("test", cache_dir=tmp_path, limit=3).images_uint8()
 
 
 def test_cache_dir_defaults_to_env(tmp_path, monkeypatch):
     monkeypatch.setenv("VAEBOOK_CACHE", str(tmp_path / "c"))
     d = FacesDataset("test", limit=2)
     d.images_uint8()
-    assert d.cache_path().parent == tmp_path / "c" and d.cache_path().exists()
+    assert [p.parent for p in d.cache_files()] == [tmp_path / "c"]
 
 
 def test_dataloader_batches(tmp_path):

@@ -1,0 +1,191 @@
+"""The latent explorer that runs in the book's pages (vaebook.webexport, web/explorer.js).
+
+Without a browser: the layers the page runs reproduce the PyTorch decoder; bad input is refused.
+In headless Chromium (skipped only when no Chromium is installed; .ci/run installs it): a page
+built by the chapters' own call (explorer_html) next to the files the site build writes
+(write_explorer, from the real checkpoints), opened from disk; a reader's clicks and slider moves
+are replayed as DOM events, and the pixels the page draws must equal PyTorch's decode of the
+same code within 2/255."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from vaebook import checkpoints
+from vaebook import webexport as wx
+from vaebook.chromium import Chromium, find_chromium
+from vaebook.data import load_dataset, stack_images
+from vaebook.metrics import encode_means, kl_per_dim
+from vaebook.models import ModelConfig, build_model
+
+TOLERANCE = 2 / 255
+BETAS = ("beta4", "beta16")
+
+
+def tiny_vae(seed=0):
+    model = build_model(ModelConfig("vae", latent_dim=6, channels=(8, 16, 32, 64)), seed=seed)
+    with torch.no_grad():                 # BatchNorm statistics away from (0, 1), so folding matters
+        for m in model.decoder:
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    return model.eval()
+
+
+# ------------------------------------------------------------------------------ no browser
+@pytest.mark.parametrize("dtype, atol", [(np.float64, 1e-5), (np.float16, 1 / 255)])
+def test_browser_layers_reproduce_the_decoder(dtype, atol):
+    model = tiny_vae()
+    z = torch.randn(16, 6, generator=torch.Generator().manual_seed(0)) * 2
+    with torch.no_grad():
+        expected = model.decode(z)
+        got = wx.run_layers(wx.browser_layers(model.decoder), z, dtype)
+    assert got.shape == expected.shape
+    assert (got - expected).abs().max() < atol
+
+
+def test_browser_layers_refuse_what_the_page_cannot_run():
+    with pytest.raises(ValueError, match="cannot run a Dropout"):
+        wx.browser_layers(torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.Dropout()))
+    odd = torch.nn.ConvTranspose2d(4, 3, kernel_size=3, stride=2, padding=0)
+    with pytest.raises(ValueError, match="'same' transposed"):
+        wx.browser_layers(torch.nn.Sequential(odd))
+
+
+def test_explorer_html_names_exported_models_only():
+    html = wx.explorer_html(["beta4", "beta16"], start="beta16").data
+    config = json.loads(html.split('data-config="')[1].split('"')[0].replace("&quot;", '"'))
+    assert [m["name"] for m in config["models"]] == ["beta4", "beta16"] and config["start"] == "beta16"
+    assert config["models"][1]["label"] == "β = 16"
+    assert "vaebook.widgets" in html                                       # the note for Jupyter
+    assert html.count("<script src=") == 3
+    with pytest.raises(ValueError, match="exports"):
+        wx.explorer_html("capacity")
+    with pytest.raises(ValueError, match="start"):
+        wx.explorer_html(["beta4"], start="beta16")
+
+
+# ------------------------------------------------------------------------------- browser
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    site = tmp_path_factory.mktemp("site")
+    (site / "explorer" / "models").mkdir(parents=True)
+    (site / "explorer" / "models" / "old.js").write_text("stale")
+    wx.write_explorer(site, names=("vae", *BETAS))
+    wx.standalone_page(site, "vae", "vae", sliders=12)
+    wx.standalone_page(site, "beta", list(BETAS), start="beta4")
+    return site
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if find_chromium() is None:
+        pytest.skip("no Chromium found (Debian: apt-get install chromium, or set VAEBOOK_CHROMIUM); "
+                    ".ci/run installs it")
+    with Chromium() as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def test_faces():
+    return stack_images(load_dataset(None, "test", limit=wx.N_KL))
+
+
+def open_explorer(browser, page):
+    browser.events.clear()
+    browser.open(page.as_uri())
+    browser.evaluate("document.querySelector('.vaebook-explorer').vaebookExplorer.ready")
+
+
+def state(browser):
+    return browser.evaluate("""(() => { const x = document.querySelector('.vaebook-explorer').vaebookExplorer;
+        return {model: x.model.name, dims: x.dims, face: x.face, z: Array.from(x.z)}; })()""")
+
+
+def slide(browser, dim: int, value: float) -> float:
+    """Move the slider of latent `dim` as a reader would; the value it took."""
+    return browser.evaluate(f"""(() => {{
+        const s = document.querySelector('.vaebook-explorer input[data-dim="{dim}"]');
+        s.value = "{value}"; s.dispatchEvent(new Event("input", {{bubbles: true}}));
+        return parseFloat(s.value); }})()""")
+
+
+def click(browser, selector: str) -> None:
+    browser.evaluate(f"document.querySelector({json.dumps(selector)}).click()")
+
+
+def pixels(browser) -> np.ndarray:
+    """The decoded image the page shows, (S, S, 3) in [0, 1], read back from its canvas."""
+    data = browser.evaluate("""(() => { const c = document.querySelector('.vaebook-explorer canvas');
+        return {side: c.width, rgba: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)}; })()""")
+    return np.array(data["rgba"], dtype=np.float64).reshape(data["side"], data["side"], 4)[..., :3] / 255
+
+
+def torch_pixels(model, z: torch.Tensor) -> np.ndarray:
+    with torch.no_grad():
+        return model.decode(z[None].float())[0].permute(1, 2, 0).double().numpy()
+
+
+def test_site_files(site):
+    out = site / "explorer"
+    assert sorted(p.name for p in (out / "models").glob("*.js")) == sorted(f"{n}.js" for n in ("vae", *BETAS))
+    for rel in ("tf-core.es2017.min.js", "tf-backend-cpu.es2017.min.js", "LICENSE-tfjs.txt", "explorer.js",
+                "explorer.css", "faces.js"):
+        assert (out / rel).stat().st_size > 0
+    spec = json.loads((out / "models" / "vae.js").read_text().split("register(", 1)[1].rsplit(");", 1)[0])
+    assert spec["sha256"] == checkpoints.manifest_entry("vae")["sha256"]     # made from the current checkpoint
+
+
+def test_vae_explorer_faces_and_sliders(browser, site, test_faces):
+    vae = checkpoints.load("vae")
+    open_explorer(browser, site / "chapters" / "vae.html")
+    first = state(browser)
+    kl = kl_per_dim(vae, test_faces).float()
+    assert first["dims"] == torch.argsort(kl, descending=True)[:12].tolist()   # most informative first
+    assert browser.evaluate("document.querySelectorAll('.vaebook-explorer .vx-face').length") == wx.N_FACES
+    codes = encode_means(vae, test_faces[:wx.N_FACES])
+    assert np.abs(pixels(browser) - torch_pixels(vae, codes[0])).max() <= TOLERANCE   # face 0 at the start
+
+    click(browser, '.vx-face[data-face="5"]')                                  # encode a test face
+    z = codes[5].clone()
+    for d, v in zip(first["dims"][:3], (2.5, -1.75, 0.8)):
+        z[d] = slide(browser, d, v)
+    assert z[first["dims"][0]] == 2.5
+    page = state(browser)
+    assert page["face"] == 5
+    np.testing.assert_allclose(page["z"], z.numpy(), atol=1e-6)
+    assert np.abs(pixels(browser) - torch_pixels(vae, z)).max() <= TOLERANCE
+    assert browser.errors() == []
+
+
+def test_beta_explorer_switches_model(browser, site, test_faces):
+    open_explorer(browser, site / "chapters" / "beta.html")
+    assert state(browser)["model"] == "beta4"
+    click(browser, '.vx-face[data-face="3"]')
+    click(browser, '.vx-models input[value="beta16"]')                        # choose β = 16
+    browser.evaluate("""new Promise(done => { const x = document.querySelector('.vaebook-explorer').vaebookExplorer;
+        (function wait() { x.model.name === 'beta16' ? done() : setTimeout(wait, 20); })(); })""")
+    beta16 = checkpoints.load("beta16")
+    page = state(browser)
+    assert sorted(page["dims"]) == list(range(10))                              # one slider per latent
+    z = encode_means(beta16, test_faces[3:4])[0].clone()                       # the same face, re-encoded
+    z[page["dims"][-1]] = slide(browser, page["dims"][-1], -2.25)
+    z[page["dims"][0]] = slide(browser, page["dims"][0], 1.5)
+    assert np.abs(pixels(browser) - torch_pixels(beta16, z)).max() <= TOLERANCE
+    click(browser, ".vx-sample")                                               # z ~ N(0, I)
+    page = state(browser)
+    assert page["face"] is None and np.std(page["z"]) > 0.1
+    assert np.abs(pixels(browser) - torch_pixels(beta16, torch.tensor(page["z"]))).max() <= TOLERANCE
+    assert browser.errors() == []
+
+
+def test_without_site_files_the_note_stays(browser, tmp_path):
+    page = wx.standalone_page(tmp_path, "bare", "vae")                          # no explorer/ next to it
+    browser.open(page.as_uri())
+    note = browser.evaluate("document.querySelector('.vaebook-explorer-note').textContent")
+    assert "vaebook.widgets" in note

@@ -1,0 +1,272 @@
+/* The book's latent explorer: a trained VAE decoder running in the reader's browser.
+ *
+ * Placed in a page by vaebook.webexport.explorer_html: a <div class="vaebook-explorer"
+ * data-config="{models: [{name, label}], start, sliders}"> and <script src> tags for TensorFlow.js
+ * core, its CPU backend and this file. Everything loads with <script> tags (models/NAME.js and
+ * faces.js are added on demand), never fetch(), so the page also works opened from disk.
+ *
+ * UI: the decoding of the current code z (drawn at the model's resolution into a canvas, shown
+ * enlarged), the test face it came from, a row of test faces (click one: z = its posterior
+ * mean), "z ~ N(0, I)" (a draw from the prior), a chooser when there are several models (the
+ * β sweep: the same face, re-encoded by the chosen model), and one slider per latent dim shown,
+ * largest KL first. Dims without a slider keep their value. Sliders span ±3 (the prior's ±3σ);
+ * a code beyond that is kept exact, its slider stops at the end.
+ *
+ * For tests and benchmarks the container carries its explorer as `.vaebookExplorer`: `ready`
+ * (a promise), `model` (its spec), `z` (Float32Array), `dims`, `face`, `times` (ms per decode).
+ */
+(function () {
+  "use strict";
+  if (window.VaebookExplorer) { window.VaebookExplorer.mountAll(); return; }
+  const BASE = document.currentScript.src.replace(/[^/]*$/, "");
+  const specs = {}, loading = {};
+  let faces = null;
+
+  // ---------------------------------------------------------------------------- loading
+  function script(src) {
+    return new Promise((resolve, reject) => {
+      const el = document.createElement("script");
+      el.src = src;
+      el.onload = resolve;
+      el.onerror = () => reject(new Error("could not load " + src));
+      document.head.appendChild(el);
+    });
+  }
+
+  function bytes(b64) {
+    const text = atob(b64), out = new Uint8Array(text.length);
+    for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);
+    return new DataView(out.buffer);
+  }
+
+  function float32(b64) {                       // little-endian float32, as webexport.b64 writes
+    const view = bytes(b64), out = new Float32Array(view.byteLength / 4);
+    for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(4 * i, true);
+    return out;
+  }
+
+  function float16(b64) {                       // little-endian IEEE half -> float32, exactly
+    const view = bytes(b64), out = new Float32Array(view.byteLength / 2);
+    for (let i = 0; i < out.length; i++) {
+      const h = view.getUint16(2 * i, true), sign = h & 0x8000 ? -1 : 1;
+      const exp = (h >> 10) & 0x1f, frac = h & 0x3ff;
+      out[i] = exp === 0 ? sign * frac * 2 ** -24
+        : exp === 31 ? (frac ? NaN : sign * Infinity)
+          : sign * (1 + frac / 1024) * 2 ** (exp - 15);
+    }
+    return out;
+  }
+
+  function register(spec) {                     // called by models/NAME.js
+    spec.codes = float32(spec.codes);
+    spec.layers = spec.layers.map(l => Object.assign({}, l, {
+      w: tf.tensor(float16(l.w), l.shape), b: tf.tensor1d(float32(l.b))}));
+    specs[spec.name] = spec;
+  }
+
+  function model(name) {
+    if (!loading[name]) {
+      loading[name] = script(BASE + "models/" + encodeURIComponent(name) + ".js").then(() => {
+        if (!specs[name]) throw new Error("models/" + name + ".js did not register a model");
+        return specs[name];
+      });
+    }
+    return loading[name];
+  }
+
+  let facesLoaded = null;
+  function loadFaces() {
+    facesLoaded = facesLoaded || script(BASE + "faces.js").then(() => faces);
+    return facesLoaded;
+  }
+
+  // ----------------------------------------------------------------------------- decoding
+  /* z (Float32Array, L) -> pixels (Float32Array, S·S·3, channels last, in [0, 1]). */
+  function decode(spec, z) {
+    const out = tf.tidy(() => {
+      let h = tf.tensor2d(z, [1, z.length]);
+      for (const l of spec.layers) {
+        if (l.op === "linear") {
+          h = tf.reshape(tf.add(tf.matMul(h, l.w), l.b), [1].concat(l.out));
+        } else {
+          const shape = [1, h.shape[1] * l.stride, h.shape[2] * l.stride, l.shape[2]];
+          h = tf.add(tf.conv2dTranspose(h, l.w, shape, l.stride, "same"), l.b);
+        }
+        if (l.act === "leaky_relu") h = tf.leakyRelu(h, l.alpha);
+        else if (l.act === "sigmoid") h = tf.sigmoid(h);
+      }
+      return h;
+    });
+    const pixels = out.dataSync();
+    out.dispose();
+    return pixels;
+  }
+
+  function gaussian() {                         // Box–Muller
+    const u = 1 - Math.random(), v = Math.random();
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+  }
+
+  function el(tag, attrs, children) {
+    const node = document.createElement(tag);
+    Object.entries(attrs || {}).forEach(([k, v]) => {
+      if (k === "text") node.textContent = v; else node.setAttribute(k, v);
+    });
+    (children || []).forEach(c => node.appendChild(c));
+    return node;
+  }
+
+  // ----------------------------------------------------------------------------- the widget
+  class Explorer {
+    constructor(root) {
+      this.root = root;
+      this.config = JSON.parse(root.dataset.config);
+      this.times = [];
+      this.face = 0;
+      root.vaebookExplorer = this;
+      this.ready = this.start().catch(err => {
+        this.status.textContent = "The explorer could not start: " + err.message;
+        throw err;
+      });
+    }
+
+    build() {
+      const names = this.config.models;
+      this.canvas = el("canvas", {class: "vx-image", "aria-label": "decoded z"});
+      this.original = el("img", {class: "vx-image", alt: "test face"});
+      this.caption = el("div", {class: "vx-caption"});
+      this.status = el("div", {class: "vx-status", text: "loading the decoder…"});
+      this.thumbs = el("div", {class: "vx-faces"});
+      this.sample = el("button", {type: "button", class: "vx-sample", text: "z ~ N(0, I)",
+        title: "draw every latent dim from the prior"});
+      this.sample.addEventListener("click", () => this.drawPrior());
+      this.chooser = el("div", {class: "vx-models", role: "radiogroup"});
+      if (names.length > 1) {
+        names.forEach(m => {
+          const input = el("input", {type: "radio", name: "vx-" + Math.random().toString(36).slice(2), value: m.name});
+          input.checked = m.name === this.config.start;
+          input.addEventListener("change", () => this.setModel(m.name));
+          this.chooser.appendChild(el("label", {}, [input, document.createTextNode(m.label)]));
+        });
+      }
+      this.sliders = el("div", {class: "vx-sliders"});
+      const pictures = el("div", {class: "vx-pictures"}, [
+        el("figure", {}, [this.original, el("figcaption", {text: "test face"})]),
+        el("figure", {}, [this.canvas, el("figcaption", {text: "decoded z"})])]);
+      const left = el("div", {class: "vx-left"}, [pictures, this.caption, this.thumbs, this.sample, this.status]);
+      const right = el("div", {class: "vx-right"}, [this.chooser, this.sliders]);
+      this.root.replaceChildren(el("div", {class: "vx-body"}, [left, right]));
+    }
+
+    async start() {
+      this.build();
+      await tf.setBackend("cpu");
+      await loadFaces();
+      faces.png.forEach((uri, i) => {
+        const button = el("button", {type: "button", class: "vx-face", title: "test face #" + faces.indices[i],
+          "data-face": String(i)}, [el("img", {src: uri, alt: "test face #" + faces.indices[i]})]);
+        button.addEventListener("click", () => this.setFace(i));
+        this.thumbs.appendChild(button);
+      });
+      await this.setModel(this.config.start);
+    }
+
+    async setModel(name) {
+      this.status.textContent = "loading " + name + "…";
+      const spec = await model(name);
+      const first = this.model === undefined;
+      this.model = spec;
+      const order = spec.kl.map((kl, d) => [kl, d]).sort((a, b) => b[0] - a[0]).map(p => p[1]);
+      this.dims = order.slice(0, this.config.sliders || spec.latent_dim);
+      this.buildSliders();
+      if (this.face !== null) this.setFace(this.face);
+      else { if (first || this.z.length !== spec.latent_dim) this.z = new Float32Array(spec.latent_dim); this.redraw(); }
+    }
+
+    buildSliders() {
+      const spec = this.model;
+      this.inputs = this.dims.map(d => {
+        const input = el("input", {type: "range", min: "-3", max: "3", step: "0.01", "data-dim": String(d),
+          "aria-label": "z" + d});
+        const value = el("span", {class: "vx-value"});
+        input.addEventListener("input", () => {
+          this.z[d] = parseFloat(input.value);
+          value.textContent = this.z[d].toFixed(2);
+          this.redraw();
+        });
+        input.readout = value;
+        return input;
+      });
+      const rows = this.inputs.map((input, i) => el("label", {class: "vx-slider"}, [
+        el("span", {class: "vx-dim", text: "z" + this.dims[i]}),
+        el("span", {class: "vx-kl", text: spec.kl[this.dims[i]].toFixed(2)}), input, input.readout]));
+      const shown = this.dims.length < spec.latent_dim
+        ? this.dims.length + " of " + spec.latent_dim + " dims" : "all " + spec.latent_dim + " dims";
+      const head = el("div", {class: "vx-head", text: shown + ", largest KL first (nats per dim, mean over "
+        + spec.kl_faces + " test faces)"});
+      this.sliders.replaceChildren(head, ...rows);
+    }
+
+    syncSliders() {
+      this.inputs.forEach((input, i) => {
+        const v = this.z[this.dims[i]];
+        input.value = String(Math.max(-3, Math.min(3, v)));
+        input.readout.textContent = v.toFixed(2);
+      });
+    }
+
+    setFace(i) {
+      const L = this.model.latent_dim;
+      this.face = i;
+      this.z = this.model.codes.slice(i * L, (i + 1) * L);
+      this.original.src = faces.png[i];
+      this.original.classList.remove("vx-empty");
+      this.thumbs.querySelectorAll(".vx-face").forEach(b => b.classList.toggle("vx-selected", +b.dataset.face === i));
+      this.caption.textContent = "test face #" + faces.indices[i] + ": its posterior mean, decoded by "
+        + this.model.label;
+      this.syncSliders();
+      this.redraw();
+    }
+
+    drawPrior() {
+      this.face = null;
+      this.z = Float32Array.from({length: this.model.latent_dim}, gaussian);
+      this.original.removeAttribute("src");
+      this.original.classList.add("vx-empty");
+      this.thumbs.querySelectorAll(".vx-face").forEach(b => b.classList.remove("vx-selected"));
+      this.caption.textContent = "z drawn from the prior N(0, I), decoded by " + this.model.label;
+      this.syncSliders();
+      this.redraw();
+    }
+
+    redraw() {
+      const spec = this.model, S = spec.image_size;
+      const t0 = performance.now();
+      const pixels = decode(spec, this.z);
+      const ms = performance.now() - t0;
+      this.times.push(ms);
+      if (this.canvas.width !== S) this.canvas.width = this.canvas.height = S;
+      const ctx = this.canvas.getContext("2d", {willReadFrequently: true});
+      const image = ctx.createImageData(S, S);
+      for (let p = 0; p < S * S; p++) {
+        for (let c = 0; c < 3; c++) image.data[4 * p + c] = Math.round(pixels[3 * p + c] * 255);
+        image.data[4 * p + 3] = 255;
+      }
+      ctx.putImageData(image, 0, 0);
+      this.status.textContent = "decoded in your browser in " + ms.toFixed(0) + " ms (TensorFlow.js, CPU)";
+    }
+  }
+
+  // -------------------------------------------------------------------------------- mount
+  function mountAll() {
+    document.querySelectorAll(".vaebook-explorer").forEach(root => {
+      if (!root.vaebookExplorer) new Explorer(root);
+    });
+  }
+
+  window.VaebookExplorer = {register, faces: spec => { faces = spec; }, mountAll, decode, model};
+  const css = el("link", {rel: "stylesheet", href: BASE + "explorer.css"});
+  document.head.appendChild(css);
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", mountAll);
+  else mountAll();
+})();

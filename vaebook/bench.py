@@ -4,6 +4,7 @@
   add nothing: ``trainer/plain ratio`` close to 1);
 - `faces` images per second into a DataLoader;
 - VAE inference (encode, decode) images per second;
+- the in-page explorer's decode in headless Chromium (TensorFlow.js, CPU): ms per slider move;
 - the time and peak memory of executing each chapter notebook (``--chapters``);
 - on a GPU: fp32 against bf16 autocast with channels_last (and torch.compile), and the fraction
   of the GPU's measured bf16 matmul peak that the model's FLOPs reach.
@@ -15,6 +16,7 @@ import argparse
 import platform
 import resource
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -106,6 +108,35 @@ def bench_inference(device) -> None:
     print(f"vae decode one image: {one * 1e3:.2f} ms   (what a widget slider waits for)")
 
 
+def bench_browser(moves: int = 40, names=("vae", "beta4")) -> None:
+    """The book's in-page explorer in headless Chromium: the time the page takes to decode one
+    code (TensorFlow.js CPU backend, as measured by the page itself with performance.now), median
+    over `moves` slider moves after 3 warm-up moves; and when the first image was drawn."""
+    from .chromium import Chromium, find_chromium
+    from .webexport import standalone_page, write_explorer
+    if find_chromium() is None:
+        print("browser decode: skipped, no Chromium (apt-get install chromium, or set VAEBOOK_CHROMIUM)")
+        return
+    move = """(async () => {
+        const x = document.querySelector('.vaebook-explorer').vaebookExplorer;
+        await x.ready;
+        const s = document.querySelector('.vaebook-explorer input[type=range]');
+        const slide = i => { s.value = String(-3 + 6 * (i % 25) / 24); s.dispatchEvent(new Event('input')); };
+        for (let i = 0; i < 3; i++) slide(i);
+        x.times.length = 0;
+        for (let i = 0; i < MOVES; i++) slide(i);
+        return {times: x.times, ready: x.readyMs, agent: navigator.userAgent.match(/Chrome\/[0-9.]+/)[0]};
+    })()"""
+    with tempfile.TemporaryDirectory() as site, Chromium() as browser:
+        write_explorer(site, names=names)
+        for name in names:
+            browser.open(standalone_page(site, name, name).as_uri())
+            result = browser.evaluate(move.replace("MOVES", str(moves)))
+            print(f"browser decode {name:6s}: {statistics.median(result['times']):6.1f} ms   (median of {moves} "
+                  f"slider moves; first image {result['ready']:.0f} ms after load start; headless "
+                  f"{result['agent']}, TensorFlow.js CPU backend)")
+
+
 def bench_chapters() -> None:
     import jupytext
     import nbclient
@@ -174,6 +205,7 @@ def main(argv=None) -> None:
     bench_faces(args.images)
     bench_trainer(device, args.images)
     bench_inference(device)
+    bench_browser()
     if device.type == "cuda":
         bench_gpu(device)
     if args.chapters:

@@ -13,7 +13,8 @@
  * a code beyond that is kept exact, its slider stops at the end.
  *
  * For tests and benchmarks the container carries its explorer as `.vaebookExplorer`: `ready`
- * (a promise), `model` (its spec), `z` (Float32Array), `dims`, `face`, `times` (ms per decode).
+ * (a promise), `model` (its spec), `z` (Float32Array), `dims`, `face`, `times` (ms per decode),
+ * `readyMs` (when the first image was drawn, ms after the page started loading).
  */
 (function () {
   "use strict";
@@ -169,6 +170,7 @@
         this.thumbs.appendChild(button);
       });
       await this.setModel(this.config.start);
+      this.readyMs = performance.now();         // since the page started loading
     }
 
     async setModel(name) {

@@ -9,9 +9,9 @@ import torch
 from torch.utils.data import TensorDataset
 
 import vaebook.train as train_mod
-from vaebook.checkpoints import read_tensors
+from vaebook.checkpoints import read_tensors, write_tensors
 from vaebook.models import ModelConfig, build_model
-from vaebook.train import NonFiniteLossError, TrainConfig, fit, load_run
+from vaebook.train import NonFiniteLossError, ResumeError, TrainConfig, fit, load_run
 
 S = 16
 AE = ModelConfig("ae", latent_dim=4, channels=(4, 8), image_size=S)
@@ -40,9 +40,9 @@ def data():
     return TensorDataset(imgs, torch.zeros(len(imgs)))
 
 
-def run(model_cfg, cfg, data, valid=None, **kw):
+def run(model_cfg, cfg, train_data, valid=None, **kw):
     model = build_model(model_cfg, seed=0)
-    history = fit(model, data, valid, cfg, device="cpu", progress=False, **kw)
+    history = fit(model, train_data, valid, cfg, device="cpu", progress=False, **kw)
     return model, history
 
 
@@ -208,7 +208,7 @@ def test_resume_with_a_different_config_is_refused(data, tmp_path):
     before = run_file.read_bytes()
     model = build_model(VAE, seed=0)
     weights = {k: v.clone() for k, v in model.state_dict().items()}
-    with pytest.raises(ValueError, match="different TrainConfig"):
+    with pytest.raises(ResumeError, match="different TrainConfig: lr=0.01 there, 0.001 now"):
         fit(model, data, None, dataclasses.replace(ELBO, lr=1e-3), device="cpu", progress=False,
             run_file=run_file)
     for k, v in model.state_dict().items():  # the refused run did not touch the model
@@ -220,7 +220,7 @@ def test_resume_with_a_different_model_is_refused(data, tmp_path):
     run_file = tmp_path / "run.safetensors"
     run(VAE, dataclasses.replace(ELBO, epochs=1), data, run_file=run_file)
     other = dataclasses.replace(VAE, latent_dim=5)
-    with pytest.raises(ValueError, match="different model"):
+    with pytest.raises(ValueError, match="different model: latent_dim=4 there, 5 now"):
         run(other, ELBO, data, run_file=run_file)
 
 
@@ -229,6 +229,59 @@ def test_resume_with_fewer_epochs_than_done_is_refused(data, tmp_path):
     run(VAE, dataclasses.replace(ELBO, epochs=2), data, run_file=run_file)
     with pytest.raises(ValueError, match="epochs"):
         run(VAE, dataclasses.replace(ELBO, epochs=1), data, run_file=run_file)
+
+
+def test_resume_on_different_data_is_refused_and_names_the_field(data, tmp_path):
+    """A CelebA run must not continue on faces (and be recorded as faces)."""
+    run_file = tmp_path / "run.safetensors"
+    celeba = {"dataset": "celeba", "images": 32}
+    run(VAE, dataclasses.replace(ELBO, epochs=1), data, run_file=run_file, data=celeba)
+    with pytest.raises(ResumeError, match="different data: dataset='celeba' there, 'faces' now"):
+        run(VAE, ELBO, data, run_file=run_file, data={"dataset": "faces", "images": 32})
+    with pytest.raises(ResumeError, match="images=32 there, 64 now"):
+        run(VAE, ELBO, data, run_file=run_file, data={"dataset": "celeba", "images": 64})
+    run(VAE, ELBO, data, run_file=run_file, data=celeba)  # the same data resumes
+
+
+def test_a_damaged_run_file_is_a_clear_error(data, tmp_path):
+    run_file = tmp_path / "run.safetensors"
+    run_file.write_bytes(b"not a run")
+    with pytest.raises(ResumeError, match="not a readable safetensors.*--fresh"):
+        run(VAE, ELBO, data, run_file=run_file)
+    write_tensors(run_file, {}, {"train": ELBO.to_dict(), "history": []})  # no param_groups, no step
+    with pytest.raises(ResumeError, match="damaged or from another version.*--fresh"):
+        run(VAE, ELBO, data, run_file=run_file)
+
+
+class FailsOnce(torch.utils.data.Dataset):
+    """Validation images of which one cannot be read, until it is repaired."""
+
+    def __init__(self, data, bad: int):
+        self.data, self.bad = data, bad
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, i):
+        if i == self.bad:
+            raise OSError(f"image {i} cannot be read")
+        return self.data[i]
+
+
+def test_an_unreadable_validation_image_loses_no_epoch(data, tmp_path):
+    """The epoch is saved before validation; after the image is fixed, resuming validates it
+    and the run ends exactly as an uninterrupted one (the same validation numbers too)."""
+    full_model, full = run(VAE, dataclasses.replace(ELBO, epochs=2), data, valid=data)
+    run_file = tmp_path / "run.safetensors"
+    broken = FailsOnce(data, bad=5)
+    with pytest.raises(OSError, match="image 5"):
+        run(VAE, dataclasses.replace(ELBO, epochs=2), data, valid=broken, run_file=run_file)
+    _, record = read_tensors(run_file)
+    assert len(record["history"]) == 1 and record["pending_validation"]
+    resumed_model, resumed = run(VAE, dataclasses.replace(ELBO, epochs=2), data, valid=data, run_file=run_file)
+    assert without_seconds(resumed) == without_seconds(full)
+    assert_same_weights(resumed_model, full_model)
+    assert not read_tensors(run_file)[1]["pending_validation"]
 
 
 # --- failures ----------------------------------------------------------------------------------------
@@ -329,6 +382,10 @@ def test_dataset_smaller_than_a_batch_is_an_error():
     (dict(lr=float("nan")), "lr"),
     (dict(objective="adversarial"), "objective"),
     (dict(beta=-1.0), "beta"),
+    (dict(beta=float("nan")), "beta must be a finite number"),
+    (dict(sigma=float("inf")), "sigma must be a finite number"),
+    (dict(gamma=float("-inf")), "gamma"),
+    (dict(train_size=0), "train_size must be >= 1"),
 ])
 def test_train_config_rejects_bad_values(kwargs, field):
     with pytest.raises(ValueError, match=field):

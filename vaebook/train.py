@@ -7,10 +7,12 @@ What it does beyond the textbook loop, and why:
 - gradients are clipped, and a NaN/inf loss stops training with a message instead of silently
   writing a broken model;
 - after each epoch the state (weights, optimiser, history) is written atomically to `run_file`,
-  and `fit` resumes from it when it exists.
+  once before the validation pass and once after, and `fit` resumes from it when it exists
+  (after :mod:`vaebook.runs` has checked that it was made by the same config, model and data).
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,7 +22,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from . import losses
-from .checkpoints import read_tensors, write_tensors
+from .runs import ResumeError, restore_run, rng_state, save_run, set_rng_state  # noqa: F401
 
 OBJECTIVES = ("mse", "elbo", "capacity", "factors")
 
@@ -41,6 +43,13 @@ class TrainConfig:
     seed: int = 0                 # seeds init, shuffling and noise
 
     def __post_init__(self):
+        for name in ("lr", "beta", "sigma", "capacity_max", "gamma", "grad_clip"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"TrainConfig.{name} must be a finite number, got {value!r}")
+        if self.train_size is not None and self.train_size < 1:
+            raise ValueError(f"TrainConfig.train_size must be >= 1 (or None: the whole split), "
+                             f"got {self.train_size}")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"TrainConfig.objective={self.objective!r} is not one of {OBJECTIVES}")
         for name in ("epochs", "batch_size"):
@@ -152,52 +161,12 @@ def run_epoch(model, loader, cfg, device, optimiser=None, step=0, desc="", check
     return {k: float(v) / count for k, v in sums.items()}, step
 
 
-def save_run(path, model, optimiser, history: History, step: int, cfg: TrainConfig) -> None:
-    """Atomically write everything needed to resume: weights, optimiser state, history."""
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    opt = optimiser.state_dict()
-    for pid, state in opt["state"].items():
-        for k, v in state.items():
-            tensors[f"optim.{pid}.{k}"] = torch.as_tensor(v)
-    record = {"history": history.epochs, "step": step, "train": cfg.to_dict(),
-              "param_groups": opt["param_groups"]}
-    if getattr(model, "config", None) is not None:
-        record["model"] = model.config.to_dict()
-    write_tensors(path, tensors, record)
-
-
-def check_resumable(path, record: dict, model, cfg: TrainConfig) -> None:
-    """Refuse to resume a run made with another TrainConfig or model. `epochs` may differ: each
-    epoch is seeded from (seed, epoch), so the first N epochs do not depend on the total and a
-    run can be extended."""
-    saved = {k: v for k, v in record.get("train", {}).items() if k != "epochs"}
-    wanted = {k: v for k, v in cfg.to_dict().items() if k != "epochs"}
-    if saved != wanted:
-        raise ValueError(f"{path} was made with a different TrainConfig ({record.get('train')}); "
-                         f"delete it to start afresh, or train with the same config")
-    config = getattr(model, "config", None)
-    if "model" in record and config is not None and type(config).from_dict(record["model"]) != config:
-        raise ValueError(f"{path} was made for a different model ({record['model']}, not {config}); "
-                         f"delete it to start afresh")
-    if len(record.get("history", [])) > cfg.epochs:
-        raise ValueError(f"{path} already holds {len(record['history'])} epochs, more than "
-                         f"epochs={cfg.epochs}; delete it to start afresh")
-
-
-def load_run(path, model, optimiser, cfg: TrainConfig | None = None) -> tuple[History, int, dict]:
-    """Restore a run written by :func:`save_run` into model and optimiser. With `cfg`, first
-    check (see :func:`check_resumable`) that the run may be resumed with it."""
-    tensors, record = read_tensors(path)
-    if cfg is not None:
-        check_resumable(path, record, model, cfg)
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    state: dict = {}
-    for k, v in tensors.items():
-        if k.startswith("optim."):
-            _, pid, key = k.split(".", 2)
-            state.setdefault(int(pid), {})[key] = v
-    optimiser.load_state_dict({"state": state, "param_groups": record["param_groups"]})
-    return History(record["history"]), record["step"], record["train"]
+def load_run(path, model, optimiser, cfg: TrainConfig | None = None,
+             data: dict | None = None) -> tuple[History, int, dict]:
+    """Restore a run written by :func:`vaebook.runs.save_run` into model and optimiser. With
+    `cfg`, first check that the run may be resumed with it (and with `data`)."""
+    rows, step, record, _ = restore_run(path, model, optimiser, cfg, data)
+    return History(rows), step, record["train"]
 
 
 MODEL_KINDS = {"mse": ("ae",), "elbo": ("vae",), "capacity": ("vae",), "factors": ("oracle",)}
@@ -218,11 +187,15 @@ def check_finite(model, epoch: int) -> None:
 
 
 def fit(model, train_data, valid_data=None, config: TrainConfig = TrainConfig(), *,
-        device=None, run_file=None, progress: bool = True, num_workers: int = 0) -> History:
+        device=None, run_file=None, progress: bool = True, num_workers: int = 0,
+        data: dict | None = None) -> History:
     """Train `model` on `train_data` (a Dataset of (image, target) pairs) for config.epochs.
 
-    With `run_file`, the state is saved there after every epoch and an existing file is
-    resumed from (a finished run returns at once). Returns the per-epoch History."""
+    With `run_file`, the state is saved there after every epoch's training pass (before its
+    validation, so a validation that fails loses no epoch) and again after validation. An
+    existing run file is resumed from (a finished run returns at once) once it is checked to
+    have been made with this config, model and `data`, a description of the training data such
+    as ``{"dataset": "faces", "images": 60000}``. Returns the per-epoch History."""
     check_objective(model, config)
     device = pick_device(device)
     model.to(device)
@@ -231,10 +204,21 @@ def fit(model, train_data, valid_data=None, config: TrainConfig = TrainConfig(),
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
     history, step = History(), 0
     run_file = None if run_file is None else Path(run_file)
-    if run_file is not None and run_file.exists():
-        history, step, _ = load_run(run_file, model, optimiser, config)
     loader_kw = dict(batch_size=config.batch_size, num_workers=num_workers,
                      pin_memory=device.type == "cuda")
+
+    def save(rng=None):
+        if run_file is not None:
+            save_run(run_file, model, optimiser, history, step, config, data, rng)
+
+    if run_file is not None and run_file.exists():
+        rows, step, record, rng = restore_run(run_file, model, optimiser, config, data)
+        history = History(rows)
+        if record.get("pending_validation") and valid_data is not None:
+            if "cpu" in rng:
+                set_rng_state(rng, device)  # as if the interruption had not happened
+            validate_epoch(model, valid_data, history.epochs[-1], config, device, step, loader_kw)
+            save()
     for epoch in range(len(history.epochs), config.epochs):
         start = time.perf_counter()
         seed = epoch_seed(config.seed, epoch)
@@ -243,17 +227,25 @@ def fit(model, train_data, valid_data=None, config: TrainConfig = TrainConfig(),
         loader = DataLoader(train_data, shuffle=True, generator=shuffle, drop_last=True, **loader_kw)
         desc = f"epoch {epoch + 1}/{config.epochs}" if progress else ""
         train_avg, step = run_epoch(model, loader, config, device, optimiser, step, desc)
-        row = {"epoch": epoch + 1, "step": step, **{f"train_{k}": v for k, v in train_avg.items()}}
-        if valid_data is not None:
-            with torch.no_grad():
-                valid_avg, _ = run_epoch(model, DataLoader(valid_data, **loader_kw), config, device, step=step)
-            row.update({f"valid_{k}": v for k, v in valid_avg.items()})
-        row["seconds"] = time.perf_counter() - start
+        row = {"epoch": epoch + 1, "step": step, **{f"train_{k}": v for k, v in train_avg.items()},
+               "seconds": time.perf_counter() - start}
         history.epochs.append(row)
-        if progress:
-            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
         if run_file is not None:
             check_finite(model, epoch + 1)  # never overwrite a good run with broken weights
-            save_run(run_file, model, optimiser, history, step, config)
+            save(rng_state(device) if valid_data is not None else None)
+        if valid_data is not None:
+            validate_epoch(model, valid_data, row, config, device, step, loader_kw)
+            save()
+        if progress:
+            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
     model.eval()
     return history
+
+
+def validate_epoch(model, valid_data, row: dict, config, device, step: int, loader_kw: dict) -> None:
+    """Add the validation averages to an epoch's history row, and their time to its seconds."""
+    start = time.perf_counter()
+    with torch.no_grad():
+        averages, _ = run_epoch(model, DataLoader(valid_data, **loader_kw), config, device, step=step)
+    seconds = row.pop("seconds", 0.0) + time.perf_counter() - start
+    row.update({f"valid_{k}": v for k, v in averages.items()}, seconds=seconds)

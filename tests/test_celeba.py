@@ -10,8 +10,8 @@ from PIL import Image
 
 from celeba_fixture import (BORDER, RING, attr_values, centre_colour, filename,
                             make_celeba_fixture)
-from vaebook.celeba import (ATTR_NAMES, CROP, CelebA, DatasetNotFoundError, ENV_VAR,
-                            find_layout)
+from vaebook.celeba import (ATTR_NAMES, CROP, CelebA, CelebAImageError, DatasetNotFoundError,
+                            ENV_VAR, find_layout)
 
 LAYOUTS = ("torchvision", "kaggle")
 N = 12
@@ -218,3 +218,53 @@ def test_load_dataset_limit_cuts_items_and_their_metadata(root):
     assert torch.equal(part[2][0], full[2][0]) and torch.equal(part[-1][1], full.attrs[2])
     with pytest.raises(IndexError):
         part[3]
+
+
+# --- damaged images are named, and can be found before training starts (finding 6) --------------
+
+def truncate(path, keep=0.5):
+    data = path.read_bytes()
+    path.write_bytes(data[:int(len(data) * keep)])
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_truncated_jpeg_is_named_when_fetched(tmp_path, layout):
+    root = make_celeba_fixture(tmp_path, layout, N)
+    truncate(find_layout(root).images / filename(2))
+    ds = CelebA(root, split="train")
+    with pytest.raises(CelebAImageError, match=f"{filename(2)} cannot be decoded .*truncated"):
+        ds[1]
+    with pytest.raises(CelebAImageError, match=filename(2)):  # through a DataLoader too
+        next(iter(torch.utils.data.DataLoader(ds, batch_size=4)))
+    assert isinstance(CelebAImageError("x"), OSError)
+
+
+def test_check_images_names_every_kind_of_bad_file(tmp_path):
+    root = make_celeba_fixture(tmp_path, "torchvision", N)
+    images = find_layout(root).images
+    ds = CelebA(root, split="all")
+    ds.check_images()  # a good copy passes
+    truncate(images / filename(3))
+    (images / filename(5)).unlink()
+    (images / filename(7)).write_bytes(b"this is not a JPEG")
+    (images / filename(9)).write_bytes(b"")
+    with pytest.raises(CelebAImageError) as e:
+        ds.check_images()
+    message = str(e.value)
+    assert message.startswith(f"CelebA image {images / filename(3)} cannot be decoded")
+    assert f"and 3 more: {filename(5)}, {filename(7)}, {filename(9)})" in message
+    assert "extract the images again" in message
+    with pytest.raises(CelebAImageError, match=f"{filename(5)} missing on disk"):
+        ds.check_images([5])
+    ds.check_images([0, 1, 2, 4])  # the good ones
+
+
+def test_check_images_of_a_limited_split_checks_only_the_kept_images(tmp_path):
+    from vaebook.data import check_images, load_dataset
+    root = make_celeba_fixture(tmp_path, "kaggle", N)
+    truncate(find_layout(root).images / filename(10))  # the 6th training image
+    check_images(load_dataset("celeba", "train", root=root, limit=5))
+    with pytest.raises(CelebAImageError, match=filename(10)):
+        check_images(load_dataset("celeba", "train", root=root, limit=6))
+    with pytest.raises(CelebAImageError, match=filename(10)):
+        check_images(load_dataset("celeba", "train", root=root))

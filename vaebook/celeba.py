@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,24 @@ or pass root=... to CelebA(). Expected layouts (either one):
 
 class DatasetNotFoundError(FileNotFoundError):
     """CelebA (or part of it) is not where we looked; the message says where to get it."""
+
+
+class CelebAImageError(OSError):
+    """CelebA images listed in the annotation files are missing or cannot be decoded."""
+
+
+def image_problem(path: Path) -> str | None:
+    """Why `path` is not a readable image, or None. JPEGs are decoded in draft mode (at 1/8
+    scale): every byte is still read, so a truncated file is caught, at a fraction of the cost."""
+    try:
+        with Image.open(path) as img:
+            img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
+            img.load()
+    except FileNotFoundError:
+        return "missing on disk"
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        return f"cannot be decoded ({e})"
+    return None
 
 
 def _not_found(problem: str) -> DatasetNotFoundError:
@@ -168,7 +187,8 @@ class CelebA(torch.utils.data.Dataset):
     true factors, cannot be computed on it.
 
     ``root`` defaults to the environment variable ``VAEBOOK_CELEBA_ROOT``. The annotation files
-    are read up front; each image is opened (and checked to exist) only when it is fetched.
+    are read up front; each image is opened only when it is fetched, and a missing or damaged
+    one is then named. :meth:`check_images` checks them all at once (training does, first).
     """
 
     factor_names: tuple[str, ...] = ()
@@ -200,10 +220,30 @@ class CelebA(torch.utils.data.Dataset):
         if not path.is_file():
             raise FileNotFoundError(f"CelebA image {path} is listed in {self.layout.attr_file.name}"
                                     " but missing on disk; the image folder looks incomplete.")
-        with Image.open(path) as img:
-            img = F.center_crop(img.convert("RGB"), [CROP, CROP])
-            img = F.resize(img, [self.image_size, self.image_size], antialias=True)
+        try:
+            with Image.open(path) as img:
+                img = F.center_crop(img.convert("RGB"), [CROP, CROP])
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+            raise CelebAImageError(f"CelebA image {path} cannot be decoded ({e}); extract it again "
+                                   "from the archive") from None
+        img = F.resize(img, [self.image_size, self.image_size], antialias=True)
         return F.to_dtype(F.to_image(img), torch.float32, scale=True).as_subclass(torch.Tensor)
+
+    def check_images(self, indices=None) -> None:
+        """Check that the images (all of this split, or those at `indices`) are on disk and
+        decode; raise CelebAImageError naming the bad ones. Training calls this before its
+        first step, so a broken copy fails in minutes, not in the middle of an epoch."""
+        indices = range(len(self)) if indices is None else indices
+        paths = [self.layout.images / self.filenames[i] for i in indices]
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # PIL decodes without the GIL
+            problems = list(pool.map(image_problem, paths, chunksize=256))
+        bad = [(path, problem) for path, problem in zip(paths, problems) if problem]
+        if bad:
+            first, problem = bad[0]
+            names = ", ".join(p.name for p, _ in bad[1:4]) + (", ..." if len(bad) > 4 else "")
+            more = f" (and {len(bad) - 1} more: {names})" if len(bad) > 1 else ""
+            raise CelebAImageError(f"CelebA image {first} {problem}{more}; extract the images "
+                                   f"again from the archive into {self.layout.images}")
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.load_image(i), self.attrs[i]

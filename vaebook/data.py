@@ -70,6 +70,20 @@ class Limited(Dataset):
     def __getattr__(self, key):
         return getattr(self.__dict__["data"], key)
 
+    def check_images(self, indices=None) -> None:
+        """Check only the kept items' images (see :func:`check_images`)."""
+        kept = range(self.n) if indices is None else [i % self.n for i in indices]
+        check_images(self.data, kept)
+
+
+def check_images(data: Dataset, indices=None) -> None:
+    """Check up front that the images of `data` can be read (CelebA: on disk and decodable,
+    the bad file named), so a broken copy stops training before it starts, not hours into an
+    epoch. Rendered datasets (faces) have nothing to check."""
+    check = getattr(data, "check_images", None)
+    if check is not None:
+        check() if indices is None else check(indices)
+
 
 class FactorTargets(Dataset):
     """Pairs each image with its ground-truth factors instead of its attributes (to train the

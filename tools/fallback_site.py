@@ -26,7 +26,8 @@ MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full"
 # package's fonts), the menu and zoom extensions. Checked in a browser by tests/test_site_math.py.
 MATHJAX_FILES = ["MathJax.js", "LICENSE", f"config/{MATHJAX_CONFIG}.js", "config/Safe.js",
                  "extensions/Safe.js", "extensions/MathMenu.js", "extensions/MathZoom.js",
-                 "extensions/TeX", "jax/output/HTML-CSS", "fonts/HTML-CSS/STIX-Web/woff"]
+                 "extensions/HelpDialog.js", "extensions/TeX", "jax/element/mml/optable",
+                 "jax/output/HTML-CSS", "fonts/HTML-CSS/STIX-Web/woff"]
 MATHJAX_SETTINGS = """<script type="text/x-mathjax-config">
 MathJax.Hub.Config({"HTML-CSS": {availableFonts: [], preferredFont: null, webFont: "STIX-Web",
                                  imageFont: null, linebreaks: {automatic: true}},

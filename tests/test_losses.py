@@ -96,6 +96,59 @@ def test_bernoulli_nll_is_finite_for_saturated_outputs():
     assert torch.isfinite(out).all() and out.item() > 0
 
 
+def test_bernoulli_nll_on_grey_pixels_is_a_cross_entropy_with_the_entropy_as_minimum():
+    """For x in (0, 1) the BCE is smallest at x̂ = x, and that minimum is Σ_d H(x_d) > 0: no
+    normalised likelihood of x, whose best value would depend on how well x is predicted."""
+    x = torch.tensor([[0.5, 0.2, 0.9]], dtype=torch.float64)
+    entropy = -(x * x.log() + (1 - x) * (1 - x).log()).sum()
+    torch.testing.assert_close(losses.bernoulli_nll(x, x)[0], entropy)
+    for shift in (-0.05, 0.05):
+        assert losses.bernoulli_nll((x + shift).clamp(0.01, 0.99), x)[0] > entropy
+
+
+def integrate01(f, n=200_001):
+    """Trapezoid rule on [0, 1] in float64: ∫ f(x) dx."""
+    x = torch.linspace(0, 1, n, dtype=torch.float64)
+    return torch.trapezoid(f(x), x)
+
+
+LAMBDAS = [1e-4, 0.03, 0.2, 0.45, 0.49, 0.4999, 0.5, 0.5001, 0.51, 0.7, 0.97, 1 - 1e-4]
+
+
+@pytest.mark.parametrize("lam", LAMBDAS)
+def test_continuous_bernoulli_normaliser_matches_numeric_integration(lam):
+    """1 / C(λ) = ∫_0^1 λ^x (1 − λ)^(1−x) dx, and the mean ∫ x p(x) dx, on a fine grid."""
+    l = torch.tensor(lam, dtype=torch.float64)
+    unnormalised = integrate01(lambda x: l**x * (1 - l) ** (1 - x))
+    log_c = losses.continuous_bernoulli_log_norm(l)
+    assert log_c.item() == pytest.approx(-math.log(unnormalised.item()), abs=1e-9)
+    mean = integrate01(lambda x: x * l**x * (1 - l) ** (1 - x)) / unnormalised
+    assert losses.continuous_bernoulli_mean(l).item() == pytest.approx(mean.item(), abs=1e-9)
+
+
+def test_continuous_bernoulli_is_smooth_and_stable_near_one_half_in_float32():
+    lam = 0.5 + torch.linspace(-0.03, 0.03, 601)                       # float32, through λ = ½
+    log_c = losses.continuous_bernoulli_log_norm(lam)
+    exact = losses.continuous_bernoulli_log_norm(lam.double())
+    assert torch.isfinite(log_c).all()
+    torch.testing.assert_close(log_c.double(), exact, atol=2e-6, rtol=0)
+    assert log_c.min() == pytest.approx(math.log(2), abs=1e-6)          # its minimum, at ½
+    assert (log_c.double().diff().abs() < 1e-4).all()                   # no jump at the series' edge
+    torch.testing.assert_close(losses.continuous_bernoulli_mean(lam).double(),
+                               losses.continuous_bernoulli_mean(lam.double()), atol=1e-6, rtol=0)
+
+
+def test_continuous_bernoulli_nll_is_a_normalised_density():
+    """exp(−nll) integrates to 1 over one pixel, and nll = BCE − Σ log C."""
+    for lam in (0.1, 0.5, 0.83):
+        x = torch.linspace(0, 1, 100_001, dtype=torch.float64)
+        nll = losses.continuous_bernoulli_nll(torch.full_like(x, lam)[:, None], x[:, None])
+        assert torch.trapezoid((-nll).exp(), x).item() == pytest.approx(1.0, abs=1e-8)
+    x_hat, x = torch.rand(2, 3, 4, 4, generator=gen(5)), torch.rand(2, 3, 4, 4, generator=gen(6))
+    expected = losses.bernoulli_nll(x_hat, x) - losses.continuous_bernoulli_log_norm(x_hat).flatten(1).sum(1)
+    torch.testing.assert_close(losses.continuous_bernoulli_nll(x_hat, x), expected)
+
+
 def test_mse_is_the_per_example_pixel_mean(images):
     x_hat, x = images
     got = losses.mse(x_hat, x)
@@ -126,19 +179,64 @@ def test_capacity_schedule():
     assert steps == sorted(steps)
 
 
-def test_capacity_loss_penalises_distance_from_the_target(images, posterior):
+def test_capacity_loss_penalises_the_batch_mean_kl_distance_from_the_target(images, posterior):
     x_hat, x = images
     mu, logvar = posterior
     kl = losses.kl_divergence(mu, logvar)
     for c in (0.0, kl.min().item() / 2, kl.max().item() * 2):  # KL above and below the target
         loss, recon, kl_out = losses.capacity_loss(x_hat, x, mu, logvar, sigma=0.2, gamma=10.0, c=c)
+        assert loss.shape == recon.shape == kl_out.shape == (B,)
         torch.testing.assert_close(kl_out, kl)
-        torch.testing.assert_close(loss, recon + 10.0 * (kl - c).abs())
+        torch.testing.assert_close(recon, losses.gaussian_nll(x_hat, x, 0.2))
+        torch.testing.assert_close(loss.mean(), recon.mean() + 10.0 * (kl.mean() - c).abs())
         assert (loss >= recon).all()
-    # at C = KL the penalty vanishes
-    loss, recon, _ = losses.capacity_loss(x_hat[:1], x[:1], mu[:1], logvar[:1], sigma=0.2,
-                                          gamma=10.0, c=kl[0].item())
+    # at C = the batch's mean KL the penalty vanishes, though no single image spends exactly C
+    loss, recon, _ = losses.capacity_loss(x_hat, x, mu, logvar, sigma=0.2, gamma=10.0, c=kl.mean().item())
     torch.testing.assert_close(loss, recon)
+    assert (kl - kl.mean()).abs().min() > 0.1
+
+
+def test_capacity_loss_per_image_and_batch_mean_forms_differ_as_expected(images, posterior):
+    """With KLs on both sides of C, the per-image form pays for every image's distance to C, the
+    batch-mean form only for the mean's: Σ|KL_b − C| ≥ |Σ (KL_b − C)| (triangle inequality), with
+    equality only when all KLs lie on one side of C. Their gradients in the KLs differ likewise."""
+    x_hat, x = images
+    mu, logvar = (t.clone().requires_grad_() for t in posterior)
+    kl = losses.kl_divergence(mu, logvar).detach()
+    c = kl.median().item()  # some images above the target, some below
+    assert (kl > c).any() and (kl < c).any()
+    mean_form, recon, _ = losses.capacity_loss(x_hat, x, mu, logvar, sigma=0.2, gamma=10.0, c=c)
+    per_image, _, _ = losses.capacity_loss_per_image(x_hat, x, mu, logvar, sigma=0.2, gamma=10.0, c=c)
+    torch.testing.assert_close(per_image, recon + 10.0 * (kl - c).abs())
+    penalty_mean, penalty_each = (mean_form - recon).mean(), (per_image - recon).mean()
+    assert penalty_each > penalty_mean + 0.1
+    # all KLs above the target: the two forms agree
+    low = kl.min().item() / 2
+    same = [f(x_hat, x, mu, logvar, sigma=0.2, gamma=10.0, c=low)[0].mean()
+            for f in (losses.capacity_loss, losses.capacity_loss_per_image)]
+    torch.testing.assert_close(same[0], same[1])
+    # gradient of the mean loss in each image's KL: γ·sign(mean KL − C)/B for all (batch-mean),
+    # γ·sign(KL_b − C)/B image by image (per image)
+    kl_leaf = losses.kl_divergence(mu, logvar).detach().requires_grad_()
+    grad_mean = torch.autograd.grad((10.0 * (kl_leaf.mean() - c).abs()), kl_leaf)[0]
+    grad_each = torch.autograd.grad((10.0 * (kl_leaf - c).abs()).mean(), kl_leaf)[0]
+    assert len(set(grad_mean.tolist())) == 1
+    torch.testing.assert_close(grad_each, 10.0 * torch.sign(kl - c) / B)
+
+
+def test_train_compute_loss_uses_the_batch_mean_capacity_objective():
+    """vaebook.train.compute_loss averages the per-example losses: with the batch-mean form that
+    is mean recon + γ·|mean KL − C|, the objective of Burgess et al."""
+    from vaebook.models import ModelConfig, build_model
+    from vaebook.train import TrainConfig, compute_loss
+    model = build_model(ModelConfig("vae", image_size=16, channels=(4, 8), latent_dim=3), seed=0)
+    x = torch.rand(6, 3, 16, 16, generator=gen(9))
+    cfg = TrainConfig(objective="capacity", sigma=0.3, gamma=7.0, capacity_max=5.0, capacity_steps=10)
+    torch.manual_seed(0)
+    loss, parts = compute_loss(model, x, None, cfg, step=4)
+    c = losses.capacity(4, 5.0, 10)
+    expected = parts["recon"] + 7.0 * (parts["kl"] - c).abs()
+    torch.testing.assert_close(loss.detach(), expected, rtol=1e-5, atol=1e-3)
 
 
 def test_factor_loss_mixes_squared_error_and_cross_entropy():

@@ -14,6 +14,10 @@ same thing multiplied by the constant 1/w, as long as
 
 So a small KL weight is not a hack on top of the ELBO: it *is* the ELBO, with a particular
 decoder variance. :func:`kl_weight_for_sigma` and :func:`sigma_for_kl_weight` convert.
+
+Other decoders: :func:`bernoulli_nll` is the binary cross-entropy that much VAE code uses on
+[0, 1] pixels, a likelihood only for binary data; :func:`continuous_bernoulli_nll` is its
+normalised version on [0, 1] (Loaiza-Ganem & Cunningham 2019).
 """
 from __future__ import annotations
 
@@ -43,10 +47,54 @@ def gaussian_nll(x_hat: torch.Tensor, x: torch.Tensor, sigma: float) -> torch.Te
 
 
 def bernoulli_nll(x_hat: torch.Tensor, x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """-log Bernoulli(x; x̂) per example, summed over pixels (the 'BCE' loss): (B,).
-    For x in (0, 1) this is a cross-entropy rather than a normalised likelihood."""
+    """-Σ_d [x_d log x̂_d + (1 − x_d) log(1 − x̂_d)] per example (the 'BCE' loss most VAE code
+    uses), summed over pixels: (B,). x̂ is clamped to [eps, 1 − eps].
+
+    For binary x it is −log Bernoulli(x; x̂). For x in (0, 1) it is a cross-entropy, not a
+    normalised likelihood: the Bernoulli puts mass on {0, 1} only, its minimum over x̂ (at x̂ = x)
+    is the entropy Σ_d H(x_d) > 0, not a log-density, and it is not comparable with a Gaussian's
+    −log p(x). :func:`continuous_bernoulli_nll` adds the missing normaliser."""
     p = x_hat.clamp(eps, 1 - eps)
     return flat(F.binary_cross_entropy(p, x, reduction="none")).sum(dim=1)
+
+
+def continuous_bernoulli_log_norm(lam: torch.Tensor, eps: float = 1e-6, taylor: float = 1e-2) -> torch.Tensor:
+    """log C(λ), elementwise, for the continuous Bernoulli of Loaiza-Ganem & Cunningham (2019),
+    p(x|λ) = C(λ) λ^x (1 − λ)^(1−x) on x ∈ [0, 1]:
+
+        C(λ) = 2 artanh(1 − 2λ) / (1 − 2λ)   (λ ≠ ½),   C(½) = 2.
+
+    The formula is 0/0 at λ = ½, so within `taylor` of ½ it uses the series
+    log C = log 2 + (4/3) u² + (104/45) u⁴ with u = λ − ½ (error O(u⁶)). λ is clamped to
+    [eps, 1 − eps], where C grows without bound."""
+    lam = lam.clamp(eps, 1 - eps)
+    u = lam - 0.5
+    near = u.abs() < taylor
+    t = torch.where(near, torch.full_like(lam, 0.25), 1 - 2 * lam)        # a safe value near ½
+    exact = torch.log(2 * torch.atanh(t) / t)
+    series = math.log(2) + 4 / 3 * u**2 + 104 / 45 * u**4
+    return torch.where(near, series, exact)
+
+
+def continuous_bernoulli_nll(x_hat: torch.Tensor, x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """-log CB(x; λ = x̂) per example, summed over pixels: (B,) = the BCE minus Σ_d log C(x̂_d).
+    A normalised density on [0, 1]^D, so unlike the BCE it can be compared with other densities.
+    Its mean is not λ (see :func:`continuous_bernoulli_mean`)."""
+    p = x_hat.clamp(eps, 1 - eps)
+    return bernoulli_nll(p, x, eps) - flat(continuous_bernoulli_log_norm(p, eps)).sum(dim=1)
+
+
+def continuous_bernoulli_mean(lam: torch.Tensor, eps: float = 1e-6, taylor: float = 1e-2) -> torch.Tensor:
+    """E[x] under CB(λ), elementwise: λ/(2λ − 1) + 1/(2 artanh(1 − 2λ)); near λ = ½ the series
+    ½ + u/3 + (16/45) u³ (u = λ − ½). Pulled towards ½: λ = 0.9 has mean ≈ 0.67, so x̂ = λ is not
+    the picture the decoder expects. The two terms nearly cancel close to ½, so the sum is taken
+    in float64 and returned in λ's dtype."""
+    lam64 = lam.double().clamp(eps, 1 - eps)
+    u = lam64 - 0.5
+    near = u.abs() < taylor
+    safe = torch.where(near, torch.full_like(lam64, 0.25), lam64)
+    exact = safe / (2 * safe - 1) + 1 / (2 * torch.atanh(1 - 2 * safe))
+    return torch.where(near, 0.5 + u / 3 + 16 / 45 * u**3, exact).to(lam.dtype)
 
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -81,10 +129,27 @@ def capacity(step: int, c_max: float, anneal_steps: int) -> float:
 
 
 def capacity_loss(x_hat, x, mu, logvar, *, sigma: float, gamma: float, c: float):
-    """Capacity-annealed objective (Burgess et al. 2018): recon + γ·|KL − C|.
+    """Capacity-annealed objective (Burgess et al. 2018): recon + γ·|KL − C|, with the KL averaged
+    over the batch *before* the absolute value: γ·|mean_b KL_b − C|.
 
     Instead of pushing the KL down with a constant β, the KL is held near a target C that grows
-    during training, so the code gains information a little at a time.
+    during training, so the code gains information a little at a time. C is a target for the
+    *average* rate, as in Burgess et al.'s own code and most public ones: images may spend more or
+    less than C as long as the batch spends C on average. Penalising each image, γ·mean_b |KL_b − C|,
+    would ask every image to spend exactly C, a stronger constraint that keeps the model away
+    from the rate-distortion frontier (simple images overpay, complex ones underpay).
+
+    The penalty is one number per batch; it is added to every example's recon so that the
+    per-example losses keep the shape (B,) and ``loss.mean()`` is the objective
+    mean_b recon_b + γ·|mean_b KL_b − C|. Returns (loss, recon, kl), each (B,)."""
+    recon = gaussian_nll(x_hat, x, sigma)
+    kl = kl_divergence(mu, logvar)
+    return recon + gamma * (kl.mean() - c).abs(), recon, kl
+
+
+def capacity_loss_per_image(x_hat, x, mu, logvar, *, sigma: float, gamma: float, c: float):
+    """The per-image variant, recon + γ·|KL − C| for each image: every image must spend exactly C.
+    Kept to show the difference with :func:`capacity_loss`; the book trains with that one.
     Returns (loss, recon, kl), each (B,)."""
     recon = gaussian_nll(x_hat, x, sigma)
     kl = kl_divergence(mu, logvar)

@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: book test unit nbval notebooks notebooks-check test-other-cpu checkpoints evaluate bench clean
+.PHONY: install book test unit nbval notebooks notebooks-check test-other-cpu checkpoints evaluate bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
-book: $(STAMP)  ## execute every chapter and build the site into _book/
+install: $(STAMP)  ## create .venv with the pinned environment (CI and the Pages workflow use it)
+
+book: $(STAMP)  ## execute every chapter and build the site into _book/ (Quarto, else the fallback)
 	$(PY) tools/book.py build
 
 test: $(STAMP) notebooks-check unit nbval  ## all tests: unit suite and every notebook under nbval
@@ -56,4 +58,4 @@ bench: $(STAMP)  ## throughput and timing figures
 	$(PY) -m vaebook.bench --chapters
 
 clean:
-	rm -rf _book .book-build runs .pytest_cache
+	rm -rf _book .book-build _freeze .quarto runs .pytest_cache

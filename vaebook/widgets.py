@@ -1,7 +1,7 @@
 """Interactive widgets to explore a trained model's latent space in Jupyter (ipywidgets only).
 
 Four builders, each returning its top-level widget (a ``VBox``; the last expression of a cell
-displays it):
+displays it); the last two live in :mod:`vaebook.widgets_compare` and are importable from here:
 
 - :func:`latent_explorer` — one slider per latent dim (the dims with the largest KL for a VAE,
   the first ones for an autoencoder) and the decoded face, live; buttons to draw a random code
@@ -49,87 +49,16 @@ rendered book's pages, without a kernel, is :mod:`vaebook.webexport`.
 """
 from __future__ import annotations
 
-import io
-from collections.abc import Mapping, Sequence
-from contextlib import contextmanager
-
 import ipywidgets as W
 import torch
-from PIL import Image
 
-from .data import load_dataset, stack_images
-from .latents import (_pick_columns, attribute_directions, decode, decode_png,  # noqa: F401
-                      directions_from_codes, grid_png, lerp, slerp, to_png)
+from .latents import (attribute_directions, decode, decode_png, directions_from_codes,  # noqa: F401
+                      grid_png, lerp, slerp, to_png)
 from .metrics import encode_means, fit_gaussian, kl_per_dim
-from .models import VAE, AutoEncoder
-
-DEFAULT_ATTRIBUTES = ("Smiling", "Eyeglasses", "Wearing_Earrings", "Wearing_Necktie",
-                      "Blond_Hair", "Mouth_Slightly_Open")
-SLIDER_STYLE = {"description_width": "110px"}
-
-
-# ----------------------------------------------------------------------------------- plumbing
-def _check_model(model, need_vae: bool = False) -> bool:
-    """True for a VAE, False for a plain autoencoder; a TypeError for anything else."""
-    if not isinstance(model, AutoEncoder):
-        raise TypeError(f"the widgets explore an AutoEncoder or a VAE, not {type(model).__name__}")
-    if need_vae and not isinstance(model, VAE):
-        raise TypeError(f"{type(model).__name__} has no KL per dim to rank its latents by; pass VAEs")
-    return isinstance(model, VAE)
-
-
-def _test_faces(data, n_faces: int):
-    """(images (N, 3, S, S), attrs (N, A) or None, attr_names or None): the first n_faces of
-    `data`, by default of the test split of the book's dataset ($VAEBOOK_DATASET)."""
-    if data is None:
-        data = load_dataset(None, "test", limit=n_faces)
-    n = min(len(data), n_faces)
-    if n < 2:
-        raise ValueError(f"the widgets need at least 2 faces, got {n}")
-    images = stack_images(data, range(n))
-    attrs = getattr(data, "attrs", None)
-    return images, (attrs[:n] if attrs is not None else None), getattr(data, "attr_names", None)
-
-
-def _image(png: bytes) -> W.Image:
-    w, h = Image.open(io.BytesIO(png)).size
-    return W.Image(value=png, format="png", width=w, height=h)
-
-
-def _blank_png(side: int) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (side, side), (235, 235, 235)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _titled(title: str, image: W.Image) -> W.VBox:
-    return W.VBox([W.HTML(f"<b>{title}</b>"), image], layout=W.Layout(align_items="center"))
-
-
-class _Holder:
-    """Suspends redraws while several controls are set programmatically (one redraw at the end
-    instead of one per slider)."""
-
-    def __init__(self):
-        self.depth = 0
-
-    @contextmanager
-    def __call__(self):
-        self.depth += 1
-        try:
-            yield
-        finally:
-            self.depth -= 1
-
-    @property
-    def held(self) -> bool:
-        return self.depth > 0
-
-
-def _psd_root(cov: torch.Tensor) -> torch.Tensor:
-    """A matrix R with R Rᵀ = cov for a symmetric PSD (possibly singular) covariance."""
-    w, v = torch.linalg.eigh(cov.double())
-    return (v * w.clamp(min=0).sqrt()).float()
+from .models import AutoEncoder
+from .widget_parts import (SLIDER_STYLE, _blank_png, _check_model, _Holder, _image, _psd_root,
+                           _test_faces, _titled)
+from .widgets_compare import DEFAULT_ATTRIBUTES, attribute_editor, beta_compare  # noqa: F401
 
 
 # ------------------------------------------------------------------------------ latent explorer
@@ -297,178 +226,4 @@ def interpolator(model: AutoEncoder, data=None, *, n_faces: int = 1000, scale: i
     ])
     box.start_index, box.end_index, box.random_button, box.t, box.path = start_index, end_index, random_button, t, path
     box.start_image, box.image, box.end_image, box.z, box.codes = start_image, image, end_image, z, codes
-    return box
-
-
-# ----------------------------------------------------------------------------- attribute editor
-def attribute_editor(model: AutoEncoder, data=None, attributes: Sequence[str] = DEFAULT_ATTRIBUTES, *,
-                     n_faces: int = 1000, scale: int = 3, seed: int = 0, index: int = 0) -> W.VBox:
-    """Edit a test face by adding attribute directions to its code.
-
-    Each direction is the mean code (posterior mean) of the test faces with the attribute minus
-    the mean code of those without (:func:`directions_from_codes`); the edited code is
-    z = code(face) + Σ strength_a · direction_a, strengths in −2..2 (1 = the average difference
-    between the two groups). Needs a dataset with ``attrs`` and ``attr_names``.
-    Parts: see the module docstring."""
-    _check_model(model)
-    images, attrs, attr_names = _test_faces(data, n_faces)
-    if attrs is None or attr_names is None:
-        raise ValueError("attribute_editor needs a dataset with `attrs` and `attr_names`")
-    attributes = tuple(attributes)
-    codes = encode_means(model, images)
-    directions = directions_from_codes(codes, _pick_columns(attrs, attributes, attr_names), attributes)
-    n = len(codes)
-    gen = torch.Generator().manual_seed(seed)
-    hold = _Holder()
-    index_box = W.BoundedIntText(value=index % n, min=0, max=n - 1, description="face #",
-                                 style={"description_width": "50px"}, layout=W.Layout(width="140px"))
-    random_button = W.Button(description="Random face", icon="random")
-    reset_button = W.Button(description="Reset sliders", icon="undo")
-    sliders = {a: W.FloatSlider(value=0.0, min=-2.0, max=2.0, step=0.05, description=a,
-                                readout_format="+.2f", continuous_update=True, style=SLIDER_STYLE,
-                                layout=W.Layout(width="430px"))
-               for a in attributes}
-    z = torch.zeros(codes.shape[1])
-
-    def edited():
-        out = codes[index_box.value].clone()
-        for a, s in sliders.items():
-            out += s.value * directions[a]
-        return out
-
-    z.copy_(edited())
-    original = _image(to_png(images[index_box.value], scale))
-    image = _image(decode_png(model, z, scale))
-
-    def redraw(_=None):
-        if hold.held:
-            return
-        original.value = to_png(images[index_box.value], scale)
-        z.copy_(edited())
-        image.value = decode_png(model, z, scale)
-
-    def reset(_=None):
-        with hold():
-            for s in sliders.values():
-                s.value = 0.0
-        redraw()
-
-    def pick_random(_=None):
-        with hold():
-            index_box.value = int(torch.randint(n, (1,), generator=gen))
-        redraw()
-
-    index_box.observe(redraw, names="value")
-    for s in sliders.values():
-        s.observe(redraw, names="value")
-    random_button.on_click(pick_random)
-    reset_button.on_click(reset)
-
-    counts = {a: int(c.sum()) for a, c in zip(attributes, _pick_columns(attrs, attributes, attr_names).T > 0.5)}
-    note = W.HTML(f"<span style='color:#555'>directions from {n} test faces "
-                  f"({', '.join(f'{a}: {k}' for a, k in counts.items())} have the attribute)</span>")
-    box = W.VBox([
-        W.HBox([index_box, random_button, reset_button]),
-        W.HBox([W.HBox([_titled("test face", original), _titled("edited, decoded", image)]),
-                W.VBox([W.HTML("<b>attribute strengths</b>"), *sliders.values()])]),
-        note,
-    ])
-    box.sliders, box.directions, box.index, box.random_button, box.reset_button = \
-        sliders, directions, index_box, random_button, reset_button
-    box.original, box.image, box.z, box.codes = original, image, z, codes
-    return box
-
-
-# --------------------------------------------------------------------------------- beta compare
-def beta_compare(names: Sequence[str] = ("beta1", "beta4", "beta16"),
-                 models: Mapping[str, VAE] | None = None, data=None, *, n_faces: int = 500,
-                 scale: int = 2, strip_scale: int = 1, steps: int = 7, seed: int = 0, index: int = 0) -> W.VBox:
-    """The same traversal in every model of the β sweep, one row per model.
-
-    Pick a rank k (k = 1: each model's most active dim by KL, which need not be the same dim
-    number in different models) and a value: each row shows the code (posterior mean) of test
-    face `index` with that dim set to the value, decoded, next to a strip of the whole traversal
-    from −3 to 3 (`steps` images). `models` (name -> VAE) skips loading the checkpoints `names`.
-    Parts: see the module docstring."""
-    if models is None:
-        from .checkpoints import load
-        models = {name: load(name) for name in names}
-    models = dict(models)
-    if not models:
-        raise ValueError("beta_compare needs at least one model")
-    for m in models.values():
-        _check_model(m, need_vae=True)
-    images, _, _ = _test_faces(data, n_faces)
-    n = len(images)
-    codes = {name: encode_means(m, images) for name, m in models.items()}
-    kls = {name: kl_per_dim(m, images).float() for name, m in models.items()}
-    orders = {name: torch.argsort(kl, descending=True) for name, kl in kls.items()}
-    n_rank = min(len(o) for o in orders.values())
-    gen = torch.Generator().manual_seed(seed)
-    hold = _Holder()
-
-    rank = W.IntSlider(value=1, min=1, max=n_rank, description="rank k", continuous_update=True,
-                       layout=W.Layout(width="330px"))
-    value = W.FloatSlider(value=2.0, min=-3.0, max=3.0, step=0.05, description="value", readout_format=".2f",
-                          continuous_update=True, layout=W.Layout(width="330px"))
-    index_box = W.BoundedIntText(value=index % n, min=0, max=n - 1, description="face #",
-                                 style={"description_width": "50px"}, layout=W.Layout(width="140px"))
-    random_button = W.Button(description="Random face", icon="random")
-    sweep = torch.linspace(-3, 3, steps)
-
-    def dim(name):
-        return int(orders[name][rank.value - 1])
-
-    def code(name, v):
-        z = codes[name][index_box.value].clone()
-        z[dim(name)] = v
-        return z
-
-    def label_html(name):
-        d = dim(name)
-        return f"<b>{name}</b><br>dim z{d}<br>KL {kls[name][d]:.2f} nats"
-
-    labels = {name: W.HTML(label_html(name), layout=W.Layout(width="110px")) for name in models}
-    image_widgets = {name: _image(decode_png(m, code(name, value.value), scale)) for name, m in models.items()}
-
-    def strip(name):
-        base = codes[name][index_box.value]
-        zs = base.repeat(steps, 1)
-        zs[:, dim(name)] = sweep
-        return grid_png(decode(models[name], zs), strip_scale)
-
-    strips = {name: _image(strip(name)) for name in models}
-
-    def redraw_values(_=None):
-        if hold.held:
-            return
-        for name, m in models.items():
-            image_widgets[name].value = decode_png(m, code(name, value.value), scale)
-
-    def redraw_all(_=None):
-        if hold.held:
-            return
-        for name in models:
-            labels[name].value = label_html(name)
-            strips[name].value = strip(name)
-        redraw_values()
-
-    def pick_random(_=None):
-        with hold():
-            index_box.value = int(torch.randint(n, (1,), generator=gen))
-        redraw_all()
-
-    value.observe(redraw_values, names="value")
-    rank.observe(redraw_all, names="value")
-    index_box.observe(redraw_all, names="value")
-    random_button.on_click(pick_random)
-
-    header = W.HTML(f"<span style='color:#555'>right: the traversal of that dim from −3 to 3 "
-                    f"({steps} steps) from the same face</span>")
-    rows = [W.HBox([labels[name], image_widgets[name], strips[name]],
-                   layout=W.Layout(align_items="center")) for name in models]
-    box = W.VBox([W.HBox([rank, value]), W.HBox([index_box, random_button]), header, *rows])
-    box.rank, box.value, box.index, box.random_button = rank, value, index_box, random_button
-    box.images, box.strips, box.labels, box.orders, box.models = image_widgets, strips, labels, orders, models
-    box.kls, box.codes = kls, codes
     return box

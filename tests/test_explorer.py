@@ -169,6 +169,8 @@ def test_beta_explorer_switches_model(browser, site, test_faces):
     click(browser, '.vx-models input[value="beta16"]')                        # choose β = 16
     browser.evaluate("""new Promise(done => { const x = document.querySelector('.vaebook-explorer').vaebookExplorer;
         (function wait() { x.model.name === 'beta16' ? done() : setTimeout(wait, 20); })(); })""")
+    checked = browser.evaluate("[...document.querySelectorAll('.vx-models input:checked')].map(i => i.value)")
+    assert checked == ["beta16"]
     beta16 = checkpoints.load("beta16")
     page = state(browser)
     assert sorted(page["dims"]) == list(range(10))                              # one slider per latent

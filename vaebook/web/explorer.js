@@ -143,8 +143,9 @@
       this.sample.addEventListener("click", () => this.drawPrior());
       this.chooser = el("div", {class: "vx-models", role: "radiogroup"});
       if (names.length > 1) {
+        const group = "vx-model-" + Math.random().toString(36).slice(2);   // one group per explorer
         names.forEach(m => {
-          const input = el("input", {type: "radio", name: "vx-" + Math.random().toString(36).slice(2), value: m.name});
+          const input = el("input", {type: "radio", name: group, value: m.name});
           input.checked = m.name === this.config.start;
           input.addEventListener("change", () => this.setModel(m.name));
           this.chooser.appendChild(el("label", {}, [input, document.createTextNode(m.label)]));

@@ -63,7 +63,7 @@ def test_explorer_html_names_exported_models_only():
     assert [m["name"] for m in config["models"]] == ["beta4", "beta16"] and config["start"] == "beta16"
     assert config["models"][1]["label"] == "β = 16"
     assert "vaebook.widgets" in html                                       # the note for Jupyter
-    assert html.count("<script src=") == 2
+    assert html.count("<script src=") == 1
     with pytest.raises(ValueError, match="exports"):
         wx.explorer_html("capacity")
     with pytest.raises(ValueError, match="start"):
@@ -99,7 +99,8 @@ def test_faces():
 def open_explorer(browser, page):
     browser.events.clear()
     browser.open(page.as_uri())
-    browser.evaluate("document.querySelector('.vaebook-explorer').vaebookExplorer.ready")
+    browser.evaluate("""(() => { const root = document.querySelector('.vaebook-explorer');
+        root.scrollIntoView(); return root.vaebookExplorer.ready; })()""")
 
 
 def state(browser):
@@ -193,6 +194,18 @@ def test_an_amd_loader_on_the_page_changes_nothing(browser, site):
                     f"{wx.explorer_html('beta4').data}</body></html>")
     open_explorer(browser, page)
     assert state(browser)["model"] == "beta4" and browser.errors() == []
+
+
+def test_nothing_heavy_loads_before_the_reader_scrolls_there(browser, site):
+    page = site / "chapters" / "far.html"
+    page.write_text(f"<!doctype html><html><head><meta charset='utf-8'></head><body>"
+                    f"<div style='height: 5000px'></div>{wx.explorer_html('beta4').data}</body></html>")
+    browser.events.clear()
+    browser.open(page.as_uri())
+    loaded = "[typeof tf, document.querySelectorAll('script[src*=\"models/\"]').length]"
+    assert browser.evaluate(loaded) == ["undefined", 0]
+    open_explorer(browser, page)
+    assert browser.evaluate(loaded) == ["object", 1] and state(browser)["model"] == "beta4"
 
 
 def test_without_site_files_the_note_stays(browser, tmp_path):

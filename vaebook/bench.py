@@ -118,7 +118,8 @@ def bench_browser(moves: int = 40, names=("vae", "beta4")) -> None:
         print("browser decode: skipped, no Chromium (apt-get install chromium, or set VAEBOOK_CHROMIUM)")
         return
     move = """(async () => {
-        const x = document.querySelector('.vaebook-explorer').vaebookExplorer;
+        const root = document.querySelector('.vaebook-explorer'), x = root.vaebookExplorer;
+        root.scrollIntoView();
         await x.ready;
         const s = document.querySelector('.vaebook-explorer input[type=range]');
         const slide = i => { s.value = String(-3 + 6 * (i % 25) / 24); s.dispatchEvent(new Event('input')); };

@@ -9,7 +9,8 @@ Two parts:
   page never shows a model that no longer exists), and ``faces.js`` (thumbnails of the first
   :data:`N_FACES` test faces).
 - :func:`explorer_html` (called by a chapter cell) places an explorer in the page: a container
-  and three ``<script src>`` tags. Without the site's files next to the page (a notebook in
+  and a ``<script src>`` tag for explorer.js, which loads the library, faces and decoder only
+  when the explorer comes near the viewport. Without the site's files next to the page (a notebook in
   Jupyter) the container keeps a note that points to the kernel widgets, :mod:`vaebook.widgets`.
 
 **Library.** TensorFlow.js core + its CPU backend (npm ``@tensorflow/tfjs-core``,
@@ -48,7 +49,7 @@ from .metrics import encode_means, kl_per_dim
 WEB = Path(__file__).resolve().parent / "web"
 LIBRARY = ("vendor/tf-core.es2017.min.js", "vendor/tf-backend-cpu.es2017.min.js")   # -> explorer/tf.js
 STATIC = ("vendor/LICENSE-tfjs.txt", "vendor/README.md", "explorer.js", "explorer.css")
-SCRIPTS = ("tf.js", "explorer.js")          # what a page loads with <script src>, in this order
+SCRIPTS = ("explorer.js",)   # what a page loads with <script src>; it loads tf.js and the rest on demand
 EXPORTED = ("vae", "beta1", "beta2", "beta4", "beta8", "beta16")  # the models the chapters show
 N_FACES = 12      # embedded test faces (thumbnails and their posterior means)
 N_KL = 1000       # test faces the KL per dim is measured on (to rank the sliders)

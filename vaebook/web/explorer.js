@@ -1,9 +1,10 @@
 /* The book's latent explorer: a trained VAE decoder running in the reader's browser.
  *
  * Placed in a page by vaebook.webexport.explorer_html: a <div class="vaebook-explorer"
- * data-config="{models: [{name, label}], start, sliders}"> and <script src> tags for TensorFlow.js
- * core, its CPU backend and this file. Everything loads with <script> tags (models/NAME.js and
- * faces.js are added on demand), never fetch(), so the page also works opened from disk.
+ * data-config="{models: [{name, label}], start, sliders}"> and a <script src> tag for this file.
+ * The rest (tf.js: TensorFlow.js core + CPU backend; faces.js; models/NAME.js) is loaded when the
+ * explorer comes near the viewport, so a reader who never scrolls to it downloads only this
+ * file. Everything loads with <script> tags, never fetch(), so the page also works from disk.
  *
  * UI: the decoding of the current code z (drawn at the model's resolution into a canvas, shown
  * enlarged), the test face it came from, a row of test faces (click one: z = its posterior
@@ -13,7 +14,7 @@
  * a code beyond that is kept exact, its slider stops at the end.
  *
  * For tests and benchmarks the container carries its explorer as `.vaebookExplorer`: `ready`
- * (a promise), `model` (its spec), `z` (Float32Array), `dims`, `face`, `times` (ms per decode),
+ * (a promise, resolved once it is on screen and has drawn), `model` (its spec), `z` (Float32Array), `dims`, `face`, `times` (ms per decode),
  * `readyMs` (when the first image was drawn, ms after the page started loading).
  */
 (function () {
@@ -75,6 +76,12 @@
     return loading[name];
   }
 
+  let library = null;
+  function loadLibrary() {
+    library = library || (window.tf && window.tf.conv2dTranspose ? Promise.resolve() : script(BASE + "tf.js"));
+    return library;
+  }
+
   let facesLoaded = null;
   function loadFaces() {
     facesLoaded = facesLoaded || script(BASE + "faces.js").then(() => faces);
@@ -125,10 +132,19 @@
       this.times = [];
       this.face = 0;
       root.vaebookExplorer = this;
-      this.ready = this.start().catch(err => {
+      this.build();
+      this.ready = new Promise(resolve => this.whenVisible(resolve)).then(() => this.start()).catch(err => {
         this.status.textContent = "The explorer could not start: " + err.message;
         throw err;
       });
+    }
+
+    whenVisible(go) {                           // load the decoder once the reader gets close
+      if (!("IntersectionObserver" in window)) return go();
+      const seen = new IntersectionObserver(entries => {
+        if (entries.some(e => e.isIntersecting)) { seen.disconnect(); go(); }
+      }, {rootMargin: "400px"});
+      seen.observe(this.root);
     }
 
     build() {
@@ -136,7 +152,7 @@
       this.canvas = el("canvas", {class: "vx-image", "aria-label": "decoded z"});
       this.original = el("img", {class: "vx-image", alt: "test face"});
       this.caption = el("div", {class: "vx-caption"});
-      this.status = el("div", {class: "vx-status", text: "loading the decoder…"});
+      this.status = el("div", {class: "vx-status", text: "The decoder loads when you scroll here."});
       this.thumbs = el("div", {class: "vx-faces"});
       this.sample = el("button", {type: "button", class: "vx-sample", text: "z ~ N(0, I)",
         title: "draw every latent dim from the prior"});
@@ -161,7 +177,8 @@
     }
 
     async start() {
-      this.build();
+      this.status.textContent = "loading the decoder…";
+      await loadLibrary();
       await tf.setBackend("cpu");
       await loadFaces();
       faces.png.forEach((uri, i) => {

@@ -45,10 +45,9 @@ notebooks: $(STAMP)  ## regenerate notebooks/ from chapters/
 notebooks-check: $(STAMP)  ## fail when notebooks/ has drifted from chapters/
 	$(PY) tools/book.py check
 
-checkpoints: $(STAMP)  ## retrain every cached model (oracle first: it measures the others)
-	for name in oracle ae vae beta1 beta2 beta4 beta8 beta16 capacity \
-		beta1-seed1 beta2-seed1 beta4-seed1 beta8-seed1 beta16-seed1 beta1-sigma0.1 beta16-sigma0.1; do \
-		$(PY) -m vaebook train $$name --fresh || exit 1; done
+checkpoints: $(STAMP)  ## retrain every preset into checkpoints/ (run again after an interruption: it resumes)
+	for name in $$($(PY) -m vaebook list --names); do \
+		$(PY) -m vaebook train $$name --save || exit 1; done
 	$(PY) -m vaebook evaluate --update
 
 evaluate: $(STAMP)  ## the results table of every cached model

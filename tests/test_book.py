@@ -308,6 +308,8 @@ def test_fallback_chapters_link_their_notebook_and_source(tmp_path):
         assert page.index("</h1>") < page.index('class="downloads"') < page.index("<h2")  # under the title
         assert (site / "notebooks" / f"{name}.ipynb").read_bytes() == (root / "notebooks" / f"{name}.ipynb").read_bytes()
         assert (site / "chapters" / f"{name}.qmd").read_text() == (root / "chapters" / f"{name}.qmd").read_text()
+    two = (site / "chapters" / "02-two.html").read_text()
+    assert two.index('class="downloads"') < two.index("Back to"), "right under the title, before the prose"
     assert 'class="downloads"' not in (site / "index.html").read_text()
 
 

@@ -67,9 +67,13 @@ def add_downloads(page: Page, root: Path) -> None:
     project resources, at the same paths as in the project)."""
     links = {"notebook (.ipynb)": notebook_path(root, page).relative_to(root).as_posix(),
              "source (.qmd)": page.name}
-    cell = markdown_cell(fallback_site.downloads_html(links, page.href), "quarto-downloads")
-    first = next((i for i, c in enumerate(page.nb.cells) if c.cell_type == "markdown"), -1)
-    page.nb.cells.insert(first + 1, cell)
+    line = fallback_site.downloads_html(links, page.href)
+    for cell in page.nb.cells:
+        title = re.search(r"(?m)^# .*$", cell.source) if cell.cell_type == "markdown" else None
+        if title:
+            cell.source = f"{cell.source[:title.end()]}\n\n{line}\n{cell.source[title.end():]}"
+            return
+    page.nb.cells.insert(0, markdown_cell(line))
 
 
 def finish(nb) -> None:

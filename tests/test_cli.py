@@ -187,6 +187,21 @@ def test_an_interrupted_run_resumes_with_the_same_command(tiny, folders, capsys,
     assert len(checkpoints.load("tiny").record["history"]) == 2
 
 
+def test_fresh_discards_a_finished_run(tiny, monkeypatch):
+    main(["train", "tiny", "--quiet"])
+    real, steps = train_mod.run_epoch, []
+
+    def counted(model, loader, cfg, device, optimiser=None, step=0, desc=""):
+        steps.append(optimiser is not None)
+        return real(model, loader, cfg, device, optimiser, step, desc)
+
+    monkeypatch.setattr(train_mod, "run_epoch", counted)
+    main(["train", "tiny", "--quiet"])
+    assert steps == []  # finished: nothing to do
+    main(["train", "tiny", "--quiet", "--fresh"])
+    assert steps.count(True) == TINY.train.epochs  # trained again from the start
+
+
 def test_make_checkpoints_resumes_and_saves_explicitly():
     """The rebuild keeps half-finished runs (no --fresh) and stores through --save."""
     text = (REPO / "Makefile").read_text()

@@ -127,21 +127,22 @@ def load_data(p: Plan):
     return train_data, valid_data
 
 
-def finished(p: Plan) -> list | None:
-    """The history of the run file if its training is complete (nothing left to do), else None."""
+def finished(p: Plan) -> bool:
+    """Whether the run file holds a complete run (then its images need no checking again)."""
     try:
         _, record = read_tensors(p.run_file)
     except (OSError, checkpoints.CheckpointError):
-        return None
+        return False
     history = record.get("history")
-    done = isinstance(history, list) and len(history) == p.cfg.epochs and not record.get("pending_validation")
-    return history if done else None
+    return isinstance(history, list) and len(history) == p.cfg.epochs and not record.get("pending_validation")
 
 
 def train(args) -> None:
     p = plan(args)
     train_data, valid_data = load_data(p)
-    if finished(p) is None:
+    if args.fresh:
+        p.run_file.unlink(missing_ok=True)
+    if not finished(p):
         if p.dataset != "faces":
             print(f"checking the {len(train_data) + len(valid_data):,} {p.dataset} images first ...", flush=True)
         check_images(train_data)
@@ -150,8 +151,6 @@ def train(args) -> None:
     print(f"training {p.name}: {p.preset.about}; {count_parameters(model):,} parameters, "
           f"{len(train_data):,} images, {p.cfg.epochs} epochs on {hardware(p.device)}", flush=True)
     p.run_file.parent.mkdir(parents=True, exist_ok=True)
-    if args.fresh:
-        p.run_file.unlink(missing_ok=True)
     start = time.perf_counter()
     history = fit(model, train_data, valid_data, p.cfg, device=p.device, run_file=p.run_file,
                   progress=not args.quiet, data={"dataset": p.dataset, "images": len(train_data)})

@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e .
+	$(PY) -m pip install -qq -c constraints.txt -e .  # -qq: errors only, not setuptools' editable-install notice
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 

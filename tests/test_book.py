@@ -55,6 +55,7 @@ def test_quarto_yml_is_a_book_listing_the_chapters_in_order():
         "type": "book", "output-dir": "_book", "post-render": "tools/site_assets.py"}
     assert config["bibliography"] == "references.bib" and config["number-sections"] is True
     assert config["jupyter"] == "python3"
+    assert (ROOT / config["format"]["html"]["css"]).is_file()
     files = listed()
     assert files[0] == "index.qmd" and "references.qmd" in files
     chapters = [f for f in files if f.startswith("chapters/")]

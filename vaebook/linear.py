@@ -70,8 +70,9 @@ class LinearGaussian:
 
     # ------------------------------------------------------------------ exact inference
     def evidence(self) -> MultivariateNormal:
-        """P(x) = N(b, W Wᵀ + s² I): x = W z + b + s ε is a linear map of Gaussians."""
-        return MultivariateNormal(self.b, self.W @ self.W.T + self.s**2 * torch.eye(self.d, dtype=self.W.dtype))
+        """P(x) = N(b, W Wᵀ + s² I): x = W z + b + s ε is linear in Gaussians."""
+        noise = self.s**2 * torch.eye(self.d, dtype=self.W.dtype)
+        return MultivariateNormal(self.b, self.W @ self.W.T + noise)
 
     def log_evidence(self, x: torch.Tensor) -> torch.Tensor:
         """log P(x): (..., d) -> (...)."""
@@ -79,10 +80,11 @@ class LinearGaussian:
 
     def posterior_cov(self) -> torch.Tensor:
         """Σ_post = (I + WᵀW / s²)⁻¹, the same for every x: (k, k)."""
-        return torch.linalg.inv(torch.eye(self.k, dtype=self.W.dtype) + self.W.T @ self.W / self.s**2)
+        eye = torch.eye(self.k, dtype=self.W.dtype)
+        return torch.linalg.inv(eye + self.W.T @ self.W / self.s**2)
 
     def posterior_mean(self, x: torch.Tensor) -> torch.Tensor:
-        """m_post = Σ_post Wᵀ (x − b) / s²: (..., d) -> (..., k), a linear function of x."""
+        """m_post = Σ_post Wᵀ (x − b) / s², linear in x: (..., d) -> (..., k)."""
         return (x - self.b) @ (self.posterior_cov() @ self.W.T).T / self.s**2
 
     def posterior(self, x: torch.Tensor) -> MultivariateNormal:

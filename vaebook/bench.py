@@ -4,7 +4,8 @@
   add nothing: ``trainer/plain ratio`` close to 1);
 - `faces` images per second into a DataLoader;
 - VAE inference (encode, decode) images per second;
-- the in-page explorer's decode in headless Chromium (TensorFlow.js, CPU): ms per slider move;
+- the in-page explorer: how far its stored weights (float16; int8 for comparison) move the
+  decoded pixels, and its time per decode in headless Chromium (TensorFlow.js, CPU);
 - the time and peak memory of executing each chapter notebook (``--chapters``);
 - on a GPU: fp32 against bf16 autocast with channels_last (and torch.compile), and the fraction
   of the GPU's measured bf16 matmul peak that the model's FLOPs reach.
@@ -108,6 +109,41 @@ def bench_inference(device) -> None:
     print(f"vae decode one image: {one * 1e3:.2f} ms   (what a widget slider waits for)")
 
 
+@torch.no_grad()
+def bench_export_precision(names=("vae", "beta4"), n: int = 500) -> None:
+    """How far the weights the page stores move the decoded pixels from PyTorch's decode
+    (the choice in vaebook.webexport): float16, and per-output-channel int8 for comparison, on
+    `n` prior draws, the test posterior means of `n` faces and 100 draws at 3σ."""
+    import numpy as np
+    from .checkpoints import load
+    from .data import load_dataset, stack_images
+    from .metrics import encode_means
+    from .webexport import browser_layers, run_layers
+
+    def int8(layers):                     # symmetric per output channel, then back to float
+        out = []
+        for layer in layers:
+            w = layer["w"]
+            axis = 1 if layer["op"] == "linear" else 2
+            scale = np.abs(w).max(axis=tuple(a for a in range(w.ndim) if a != axis), keepdims=True) / 127
+            out.append({**layer, "w": np.round(w / np.maximum(scale, 1e-12)) * scale})
+        return out
+
+    images = stack_images(load_dataset(None, "test", limit=n))
+    gen = torch.Generator().manual_seed(0)
+    for name in names:
+        model = load(name)
+        L = model.config.latent_dim
+        z = torch.cat([torch.randn(n, L, generator=gen), encode_means(model, images),
+                       3 * torch.randn(100, L, generator=gen)])
+        reference = model.decode(z) * 255
+        layers = browser_layers(model.decoder)
+        for label, stored, dtype in (("float16", layers, np.float16), ("int8", int8(layers), np.float64)):
+            diff = (run_layers(stored, z, dtype) * 255 - reference).abs()
+            print(f"page weights {name:6s} {label:8s}: max |pixel - PyTorch| {diff.max():6.2f}/255, "
+                  f"{(diff > 1).double().mean():6.2%} of pixels off by more than 1/255 ({len(z)} codes)")
+
+
 def bench_browser(moves: int = 40, names=("vae", "beta4")) -> None:
     """The book's in-page explorer in headless Chromium: the time the page takes to decode one
     code (TensorFlow.js CPU backend, as measured by the page itself with performance.now), median
@@ -206,6 +242,7 @@ def main(argv=None) -> None:
     bench_faces(args.images)
     bench_trainer(device, args.images)
     bench_inference(device)
+    bench_export_precision()
     bench_browser()
     if device.type == "cuda":
         bench_gpu(device)

@@ -22,10 +22,10 @@ fetch() of file:// URLs, so its pages would not work from disk.
 **Weights.** Each ``models/NAME.js`` calls ``VaebookExplorer.register({...})`` with the weights
 in base64, so it too loads with a ``<script>`` tag, never fetch(). Every BatchNorm is folded into
 the transposed convolution before it (in float64), weights are stored as float16 (biases
-float32). Measured on the checkpoints against their PyTorch decode, over 1100 codes (prior
-samples, test posterior means, 3σ draws): float16 moves a pixel by at most 0.26/255 (the uint8
-image changes by at most one level), per-channel int8 by up to 15.6/255 with 9% of the pixels
-off by more than one level; so float16, visually lossless at half the float32 size.
+float32). Against the PyTorch decode, over 1100 codes (prior draws, test posterior means, 3σ
+draws; ``bench_export_precision`` in ``python -m vaebook.bench`` prints it): float16 moves a
+pixel by at most 0.25/255 (vae; beta4 0.16/255), int8 per output channel by up to 16.7/255, with
+6.6% of the pixels off by more than 1/255; so float16, visually lossless at half the float32 size.
 """
 from __future__ import annotations
 

@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 
 from . import checkpoints, store
+from .checkpoints import read_tensors
 from .data import FactorTargets, check_images, default_dataset, load_dataset
 from .models import build_model, count_parameters
-from .checkpoints import read_tensors
 from .presets import make_presets
 from .train import fit, pick_device
 
@@ -54,11 +54,12 @@ class Plan:
 def plan(args) -> Plan:
     """Check every option of `args` against the preset and the machine; raise UsageError."""
     preset = make_presets()[args.name]
-    overrides = {k: getattr(args, k) for k in TRAIN_OPTIONS if getattr(args, k) is not None}
+    given = {k: getattr(args, k) for k in TRAIN_OPTIONS if getattr(args, k) is not None}
     for key, objectives in KNOBS.items():
-        if key in overrides and preset.train.objective not in objectives:
+        if key in given and preset.train.objective not in objectives:
             raise UsageError(f"--{key} does not apply to {args.name!r}: it is trained with the "
                              f"{preset.train.objective!r} objective, which has no {key}; leave out --{key}")
+    overrides = {k: v for k, v in given.items() if v != getattr(preset.train, k)}  # the preset's own: no change
     cfg = dataclasses.replace(preset.train, **overrides)
     if cfg.train_size is not None and cfg.train_size < cfg.batch_size:
         raise UsageError(f"--train-size {cfg.train_size} is less than one batch ({cfg.batch_size} "

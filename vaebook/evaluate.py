@@ -7,12 +7,16 @@ the value in the manifest (a test checks this). The metrics of a VAE, by name:
 - likelihood, nats per image on the first N_LL test images, all from the same K_IWAE posterior
   samples per image: ``test_elbo`` (the ELBO, the first sample and the closed-form KL, split into
   ``test_recon_nll`` + ``test_kl``), ``test_iwae`` (the importance-weighted bound L_K) and
-  ``test_iwae_gap`` = L_K − ELBO, a lower bound on how far the ELBO lies below log p(x);
+  ``test_iwae_gap`` = L_K − ELBO, a lower bound on how far the ELBO lies below log p(x), with its
+  standard error over images ``test_iwae_gap_se``;
   ``test_bpd`` is −L_K in bits per dimension (8-bit scale, no dequantisation). These use the σ
   the model was trained with, whose constant (D/2)·log(2πσ²) makes them nearly equal for all
   models with one σ. ``fitted_sigma`` is the ELBO-optimal σ of the trained decoder, measured on
   N_VALID validation images; ``test_elbo_fitted``, ``test_iwae_fitted``, ``test_bpd_fitted`` are the
-  same bounds at that σ, on the same test images. **Compare models with the fitted ones.**
+  same bounds at that σ, on the same test images. **Compare models with the fitted ones.** At the
+  fitted σ (smaller than the training σ) the encoder's posteriors are too wide for the decoder,
+  so the gap L_K − ELBO is large and still rising with K: both numbers are lower bounds on the
+  same log-likelihood, the IWAE the tighter.
 - latent space, on all test images: ``active_units``; ``kl_aggregate`` = KL(q(z) ‖ p(z)) and
   ``mutual_info`` = I(x; z) by ELBO surgery on the first N_SURGERY images (I ≤ log N_SURGERY).
 - samples: ``sample_fd``, the Fréchet distance of prior samples to test images (oracle features).
@@ -79,7 +83,7 @@ def likelihood_metrics(vae, images: torch.Tensor, valid: torch.Tensor) -> dict:
     at_train, at_fit = bounds(samples, sigma), bounds(samples, fitted)
     return {"test_elbo": at_train["elbo"], "test_recon_nll": -float(log_px_given_z(samples, sigma)[:, 0].mean()),
             "test_kl": float(samples.kl.mean()), "test_iwae": at_train["iwae"], "test_iwae_gap": at_train["gap"],
-            "test_bpd": at_train["bpd"], "fitted_sigma": fitted, "test_elbo_fitted": at_fit["elbo"],
+            "test_iwae_gap_se": at_train["gap_se"], "test_bpd": at_train["bpd"], "fitted_sigma": fitted, "test_elbo_fitted": at_fit["elbo"],
             "test_iwae_fitted": at_fit["iwae"], "test_bpd_fitted": at_fit["bpd"]}
 
 

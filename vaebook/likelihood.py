@@ -11,7 +11,8 @@ decode per sample); the bounds at any σ then follow without decoding again:
   log (1/K) Σ_k p(x|z_k) p(z_k) / q(z_k|x). It rises with K towards log p(x), so the gap
   L_K − ELBO is a lower bound on the gap log p(x) − ELBO = KL(q(z|x) ‖ p(z|x));
 - :func:`elbo_optimal_sigma`: the σ that maximises the ELBO of a trained decoder,
-  σ² = E ||x − x̂(z)||² / D (set the derivative of the ELBO in σ² to zero).
+  σ² = E ||x − x̂(z)||² / D (set the derivative of the ELBO in σ² to zero; the analytic shared σ
+  of Rybkin, Daniilidis & Levine 2021). This one, not the σ maximising L_K, is what evaluate fits.
 
 Why fit σ? At the σ a model was trained with, the constant (D/2) log(2πσ²) dominates: at σ = 0.6
 it is about 5,015 of the ~5,100 nats per image, the same for every model with that σ. A σ fitted

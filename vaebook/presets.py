@@ -1,9 +1,11 @@
 """The book's named models: one preset (model config + training config) per checkpoint.
 
-The CLI (`python -m vaebook train NAME`) and `vaebook.checkpoints.load` both read this dict,
-so a chapter that loads "vae" gets exactly the model this file describes.
-Budgets are sized for a 2-core CPU (the machines the book was built on); on a GPU raise
---epochs freely.
+The CLI (`python -m vaebook train NAME --save`) and `vaebook.checkpoints.load` both read this
+dict, so a chapter that loads "vae" gets exactly the model this file describes: a checkpoint
+whose record differs from its preset (another β, fewer epochs, part of the data) is refused.
+Budgets are sized for a 2-core CPU (the machines the book was built on). Training longer, on a
+GPU or not, is an experiment (`train NAME --epochs N`, kept in runs/) until the preset itself
+is changed here.
 """
 from __future__ import annotations
 

@@ -172,8 +172,8 @@
         el("figure", {}, [this.original, el("figcaption", {text: "test face"})]),
         el("figure", {}, [this.canvas, el("figcaption", {text: "decoded z"})])]);
       const left = el("div", {class: "vx-left"}, [pictures, this.caption, this.thumbs, this.sample, this.status]);
-      const right = el("div", {class: "vx-right"}, [this.chooser, this.sliders]);
-      this.root.replaceChildren(el("div", {class: "vx-body"}, [left, right]));
+      const right = el("div", {class: "vx-right"}, [this.sliders]);
+      this.root.replaceChildren(el("div", {class: "vx-body"}, names.length > 1 ? [this.chooser, left, right] : [left, right]));
     }
 
     async start() {

@@ -115,7 +115,9 @@ def mi_against_kl(mu, logvar, factors, levels, bins: int = 20, seed: int = 0) ->
     """Per latent dim (L,): its mean KL E_x KL(q(z_j|x) ‖ N(0, 1)) in nats, an upper bound on the
     information z_j carries about x and so about any factor, next to the largest MI with a factor
     measured from posterior means and from one sample. An idle dim's "MI" from means can exceed
-    its KL: the means are not the code the decoder receives."""
+    its KL: the means are not the code the decoder receives. The sampled estimate respects the
+    bound up to the plug-in bias, about (bins − 1)²/(2N) nats for a binned factor (0.018 for 20
+    bins and N = 10,000)."""
     kl = kl_per_dimension(mu.double(), logvar.double()).mean(0).numpy()
     mi = {e: mutual_info_matrix(posterior_codes(mu, logvar, e, seed), factors, levels, bins).max(0)
           for e in ESTIMATORS}

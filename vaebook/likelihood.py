@@ -74,8 +74,8 @@ def importance_samples(vae, images: torch.Tensor, k: int, batch_size: int = 500,
             z = posterior_sample(mu.float(), logvar.float(), g)              # (N, L)
             log_ratio[:, j] = gaussian_log_density(z.double(), 0.0, 0.0) - gaussian_log_density(z.double(), mu, logvar)
             for rows in torch.arange(len(images)).split(batch_size):
-                x_hat = vae.decode(z[rows].to(device)).cpu()
-                sq_error[rows, j] = ((x_hat.double() - images[rows].double()) ** 2).flatten(1).sum(1)
+                x, x_hat = images[rows].to(device), vae.decode(z[rows].to(device))
+                sq_error[rows, j] = ((x_hat.double() - x.double()) ** 2).flatten(1).sum(1).cpu()
     return ImportanceSamples(sq_error, log_ratio, kl_per_dimension(mu, logvar).sum(1), images[0].numel())
 
 

@@ -284,11 +284,18 @@ def test_fallback_pages_sit_where_quarto_puts_them(tmp_path):
     site = root / "_book"
     assert {p.relative_to(site).as_posix() for p in site.rglob("*.html")} == {
         "index.html", "chapters/01-one.html", "chapters/02-two.html", "references.html"}
+    ids = {page.resolve(): set(re.findall(r'\bid="([^"]+)"', page.read_text())) for page in site.rglob("*.html")}
+    anchors = 0
     for page in site.rglob("*.html"):
         text = page.read_text()
         links = [link for link in re.findall(r'(?:href|src)="([^"#?]+)[^"]*"', text) if not re.match(r"\w+:", link)]
         assert "../style.css" in links or page.parent == site
         assert [link for link in links if not (page.parent / link).exists()] == [], page.name
+        for path, anchor in re.findall(r'href="([^"#:]*)#([^"]+)"', text):   # cross-references land
+            target = (page.parent / path).resolve()
+            assert anchor in ids[target], f"{page.name}: {path}#{anchor}"
+            anchors += 1
+    assert anchors >= 4
     two = (site / "chapters" / "02-two.html").read_text()
     pager = re.search(r'<nav class="book-pager">(.*?)</nav>', two)[1]
     assert 'href="01-one.html"' in pager and 'href="../references.html"' in pager

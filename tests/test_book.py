@@ -292,7 +292,7 @@ def test_fallback_pages_sit_where_quarto_puts_them(tmp_path):
         assert "../style.css" in links or page.parent == site
         assert [link for link in links if not (page.parent / link).exists()] == [], page.name
         for path, anchor in re.findall(r'href="([^"#:]*)#([^"]+)"', text):   # cross-references land
-            target = (page.parent / path).resolve()
+            target = (page.parent / path).resolve() if path else page.resolve()
             assert anchor in ids[target], f"{page.name}: {path}#{anchor}"
             anchors += 1
     assert anchors >= 4

@@ -170,7 +170,8 @@ def bench_browser(moves: int = 40, names=("vae", "beta4")) -> None:
             browser.open(standalone_page(site, name, name).as_uri())
             result = browser.evaluate(move.replace("MOVES", str(moves)))
             print(f"browser decode {name:6s}: {statistics.median(result['times']):6.1f} ms   (median of {moves} "
-                  f"slider moves; first image {result['ready']:.0f} ms after load start; headless "
+                  f"slider moves, fastest {min(result['times']):.1f} ms; first image {result['ready']:.0f} ms "
+                  f"after load start; headless "
                   f"{result['agent']}, TensorFlow.js CPU backend)")
 
 

@@ -75,7 +75,9 @@ VAE_KEYS = {"test_elbo", "test_iwae", "test_iwae_gap", "test_bpd", "fitted_sigma
 
 @pytest.mark.parametrize("name", sorted(n for n, p in PRESETS.items() if p.model.kind == "vae"))
 def test_every_vae_record_has_both_likelihoods_and_both_mig_estimators(name):
-    recorded = MANIFEST[name]["metrics"]
+    if name not in MANIFEST:
+        pytest.skip(f"no checkpoint {name} yet: test_every_preset_has_a_cached_checkpoint says so")
+    recorded = MANIFEST[name].get("metrics", {})
     missing = VAE_KEYS - set(recorded)
     assert not missing, f"{name} lacks {sorted(missing)}: run `python -m vaebook evaluate --update {name}`"
     assert recorded["test_iwae_gap"] > 0 and recorded["test_iwae"] > recorded["test_elbo"]

@@ -54,14 +54,16 @@ def mixture(weights: torch.Tensor, means: torch.Tensor, covs: torch.Tensor) -> M
 
 def fit_mixture(codes: torch.Tensor, k: int, ridge: float = RIDGE, tol: float = 0.01,
                 max_steps: int = 200, seed: int = 0) -> tuple[MixtureSameFamily, list[float]]:
-    """A mixture of k full-covariance Gaussians fitted to codes (N, D) by EM. Returns the mixture
-    and the mean log-likelihood of the codes before each round (the last entry: the result's).
+    """A mixture of k full-covariance Gaussians fitted to codes (N, D) by EM. Returns the
+    mixture and the mean log-likelihood of the codes before each round (the last entry: the
+    returned mixture's).
 
     Starts from k randomly chosen codes as means and the covariance of all codes for every
     component; stops when a round raises the mean log-likelihood by less than `tol` nats (or
-    lowers it) or after max_steps rounds. The ridge in the M-step keeps a component that takes
-    only a few codes from collapsing onto them, but it also means the M-step no longer maximises
-    what EM maximises, so the likelihood is no longer guaranteed to rise every round: check it."""
+    lowers it), or after max_steps rounds. The ridge added in the M-step keeps a component
+    that takes only a few codes from collapsing onto them, but it also means the M-step no
+    longer maximises what EM maximises: the likelihood is no longer guaranteed to rise every
+    round, so check the returned history."""
     codes = _check_codes(codes)
     n, d = codes.shape
     if not 1 <= k <= n:
@@ -70,19 +72,23 @@ def fit_mixture(codes: torch.Tensor, k: int, ridge: float = RIDGE, tol: float = 
     gen = torch.Generator().manual_seed(seed)
     weights = torch.full((k,), 1 / k, dtype=codes.dtype)
     means = codes[torch.randperm(n, generator=gen)[:k]]
-    covs = (weighted_covariance(codes, torch.ones(n, dtype=codes.dtype), codes.mean(0)) + eye).expand(k, d, d)
+    everyone = torch.ones(n, dtype=codes.dtype)
+    covs = (weighted_covariance(codes, everyone, codes.mean(0)) + eye).expand(k, d, d)
     log_likelihood = []
     for step in range(max_steps + 1):
         # E-step: log π_j + log N(h_i; μ_j, Σ_j) for every code i and component j, (N, K)
-        log_joint = weights.log() + MultivariateNormal(means, covariance_matrix=covs).log_prob(codes[:, None, :])
+        components = MultivariateNormal(means, covariance_matrix=covs)
+        log_joint = weights.log() + components.log_prob(codes[:, None, :])
         log_likelihood.append(torch.logsumexp(log_joint, dim=1).mean().item())
-        if step == max_steps or (step > 0 and log_likelihood[-1] - log_likelihood[-2] < tol):
+        gain = log_likelihood[-1] - log_likelihood[-2] if step > 0 else math.inf
+        if step == max_steps or gain < tol:
             break
-        r = log_joint.softmax(dim=1)                       # responsibilities r_ij, (N, K)
+        r = log_joint.softmax(dim=1)                    # responsibilities r_ij, (N, K)
         # M-step: each component refitted to the codes, code i weighted by r_ij
-        n_j = r.sum(dim=0).clamp(min=1e-300)               # a component nobody claims stays finite
+        n_j = r.sum(dim=0).clamp(min=1e-300)            # a component nobody claims stays finite
         weights, means = n_j / n, (r.T @ codes) / n_j[:, None]
-        covs = torch.stack([weighted_covariance(codes, r[:, j], means[j]) for j in range(k)]) + eye
+        covs = torch.stack([weighted_covariance(codes, r[:, j], means[j])
+                            for j in range(k)]) + eye
     return mixture(weights, means, covs), log_likelihood
 
 
@@ -123,13 +129,14 @@ def ks_distance(values: torch.Tensor) -> torch.Tensor:
 def lilliefors_critical(n: int, level: float = 0.01, draws: int = 2000, seed: int = 0) -> float:
     """The KS distance that normal samples of size n exceed with probability `level` when the
     normal's mean and std are fitted to the same values (Lilliefors 1967), by simulation: the
-    (1 − level) quantile of :func:`ks_distance` over `draws` normal samples. It is smaller than the
-    critical value for a fully specified normal (about 1.63/√n at 1%), since fitting brings the
-    normal closer to the values."""
+    (1 − level) quantile of :func:`ks_distance` over `draws` normal samples. It is smaller
+    than the critical value for a fully specified normal (about 1.63/√n at 1%), because
+    fitting brings the normal closer to the values."""
     if n < 5 or not 0 < level < 1 or draws * level < 5:
         raise ValueError(f"need n >= 5, 0 < level < 1 and at least 5 draws beyond the quantile "
                          f"(draws * level >= 5); got n={n}, level={level}, draws={draws}")
     gen = torch.Generator().manual_seed(seed)
-    distances = torch.cat([ks_distance(torch.randn(n, 250, generator=gen, dtype=torch.float64))
-                           for _ in range(math.ceil(draws / 250))])[:draws]
-    return distances.quantile(1 - level).item()
+    distances = []
+    for _ in range(math.ceil(draws / 250)):                     # 250 samples at a time
+        distances.append(ks_distance(torch.randn(n, 250, generator=gen, dtype=torch.float64)))
+    return torch.cat(distances)[:draws].quantile(1 - level).item()

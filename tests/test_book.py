@@ -61,7 +61,7 @@ def test_quarto_yml_is_a_book_listing_the_chapters_in_order():
     chapters = [f for f in files if f.startswith("chapters/")]
     numbers = [int(re.match(r"chapters/(\d\d)-", f)[1]) for f in chapters]
     assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers), chapters
-    assert config["book"]["appendices"] == ["chapters/07-celeba.qmd"]
+    assert config["book"]["appendices"] == ["chapters/07-celeba.qmd", "chapters/08-reproducibility.qmd"]
     on_disk = {f"chapters/{p.name}" for p in (ROOT / "chapters").glob("*.qmd")}
     assert on_disk <= set(files), f"chapters missing from _quarto.yml: {on_disk - set(files)}"
     assert (ROOT / "index.qmd").exists()

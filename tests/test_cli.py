@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import vaebook.presets
+from vaebook import faces
 import vaebook.retrain as retrain
 import vaebook.train as train_mod
 from vaebook import checkpoints, cli
@@ -161,7 +162,8 @@ def test_save_stores_the_preset_run_once(tiny, folders, capsys):
     out = capsys.readouterr().out
     assert "saved" in out
     record = checkpoints.load("tiny").record
-    assert record["data"] == {"dataset": "faces", "split": "train", "images": 64, "images_seen": 128}
+    assert record["data"] == {"dataset": "faces", "split": "train", "images": 64, "images_seen": 128,
+                              "render_version": faces.RENDER_VERSION}
     before = store_bytes(folders / "checkpoints")
     main(["train", "tiny", "--save", "--quiet"])
     assert "already this run; nothing to save" in capsys.readouterr().out

@@ -179,13 +179,22 @@ def json_round_trip(value):
     return json.loads(json.dumps(value))
 
 
+def data_record(dataset: str, images: int, cfg) -> dict:
+    """The data a run trained on; for `faces`, also the renderer version that drew it."""
+    data = {"dataset": dataset, "split": "train", "images": images,
+            "images_seen": images // cfg.batch_size * cfg.batch_size * cfg.epochs}
+    if dataset == "faces":
+        from .faces import RENDER_VERSION
+        data["render_version"] = RENDER_VERSION
+    return data
+
+
 def record(p: Plan, epochs: list, session: float, images: int) -> dict:
     """What the checkpoint says about its training (the model config is added by save)."""
     return {
         "about": p.preset.about,
         "train": p.cfg.to_dict(),
-        "data": {"dataset": p.dataset, "split": "train", "images": images,
-                 "images_seen": images // p.cfg.batch_size * p.cfg.batch_size * p.cfg.epochs},
+        "data": data_record(p.dataset, images, p.cfg),
         "trained_on": hardware(p.device),
         "wall_seconds": round(sum(e["seconds"] for e in epochs), 1),
         "session_seconds": round(session, 1),

@@ -253,6 +253,20 @@ def test_frechet_distance_on_samples():
     assert M.frechet_distance(feats, other) == pytest.approx(population, rel=0.05)
 
 
+def test_frechet_runs_on_one_thread_and_restores_the_thread_count():
+    feats, other = randn(500, 8, seed=3), randn(500, 8, seed=4) + 0.5
+    threads = torch.get_num_threads()
+    expected = M.frechet_distance(feats, other)
+    seen = []
+    with M.one_thread():
+        seen.append(torch.get_num_threads())
+        assert M.frechet_distance(feats, other) == pytest.approx(expected, rel=1e-12)
+    assert seen == [1] and torch.get_num_threads() == threads
+    with pytest.raises(ZeroDivisionError), M.one_thread():
+        1 / 0
+    assert torch.get_num_threads() == threads, "restored after an error too"
+
+
 def test_frechet_distance_with_singular_covariance_is_finite():
     feats = randn(5, 10, seed=3)  # fewer samples than dims: rank-4 covariance
     assert M.frechet_distance(feats, feats) == pytest.approx(0.0, abs=1e-6)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import torch
@@ -41,7 +42,7 @@ from .losses import kl_per_dimension
 
 __all__ = [  # this module's own functions, then those it gathers from its companions
     "fit_gaussian", "feature_stats", "reconstruction_mse", "kl_per_dim", "latent_activity", "count_active", "active_units",
-    "oracle_features", "frechet_from_stats", "frechet_distance", "readout_scores", "factor_readout",
+    "oracle_features", "one_thread", "frechet_from_stats", "frechet_distance", "readout_scores", "factor_readout",
     "ReadoutRow", "readout_loss",
     "Surgery", "elbo_surgery", "log_aggregate_density", "log_density_matrix",
     "batched", "decode", "encode_means", "encode_posteriors", "evaluating", "mean_code", "posterior_sample",
@@ -113,14 +114,28 @@ def _sqrtm_psd(s: torch.Tensor) -> torch.Tensor:
     return (v * w.clamp(min=0).sqrt()) @ v.T
 
 
+@contextmanager
+def one_thread():
+    """Run the block on one CPU thread, then restore torch's thread count. For small dense linear
+    algebra (the 128 × 128 eigendecompositions below): it gains nothing from threads, and on a
+    busy machine LAPACK's threads wait for each other, so that a 2 ms eigh can take a second."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def frechet_from_stats(m_a, s_a, m_b, s_b) -> float:
     """||m_a − m_b||² + Tr(S_a + S_b − 2 (S_a S_b)^½): the 2-Wasserstein distance² between two
     Gaussians. Tr (S_a S_b)^½ = Σ sqrt(eig(S_a^½ S_b S_a^½)), a symmetric PSD matrix with the same
     eigenvalues as S_a S_b, so symmetric eigendecompositions suffice (no scipy.linalg.sqrtm)."""
     m_a, s_a, m_b, s_b = (torch.as_tensor(t, dtype=torch.float64) for t in (m_a, s_a, m_b, s_b))
-    root_a = _sqrtm_psd(s_a)
-    middle = root_a @ s_b @ root_a
-    tr_sqrt = torch.linalg.eigvalsh(0.5 * (middle + middle.T)).clamp(min=0).sqrt().sum()
+    with one_thread():
+        root_a = _sqrtm_psd(s_a)
+        middle = root_a @ s_b @ root_a
+        tr_sqrt = torch.linalg.eigvalsh(0.5 * (middle + middle.T)).clamp(min=0).sqrt().sum()
     fd = ((m_a - m_b) ** 2).sum() + s_a.trace() + s_b.trace() - 2 * tr_sqrt
     return max(float(fd), 0.0)  # float rounding can leave -1e-12 for identical sets
 

@@ -3,11 +3,13 @@ makes it one of the book's checkpoints.
 
 Training always writes to a run file, ``runs/NAME.safetensors`` (``--out`` picks the folder),
 resumed when the same command is run again. Options that change the training (``--epochs``,
-``--beta``, ``--sigma``, ``--train-size``) or the data (``--dataset celeba``) make an experiment:
-its run file is named after them (``runs/beta1-beta16.safetensors``) and it can never reach the
-checkpoint store. Only ``--save`` stores a model there, and only the preset's own run; the
-store checks the record against the preset once more. Every option is checked before any data
-is loaded, and CelebA's images before the first step.
+``--beta``, ``--sigma``, ``--train-size``) make an experiment: its run file is named after them
+(``runs/beta1-beta16.safetensors``) and it can never reach the checkpoint store. Only ``--save``
+stores a model there, and only the preset's own run; the store checks the record against the
+preset once more. A preset trained on CelebA (``--dataset celeba``) can be saved only into a
+checkpoint folder of the reader's own (``VAEBOOK_CHECKPOINTS``): the book's ``checkpoints/`` hold
+faces models. Every option is checked before any data is loaded, and CelebA's images before the
+first step.
 """
 from __future__ import annotations
 

@@ -145,6 +145,21 @@ def test_each_epoch_shuffles_differently_and_by_the_seed(data):
     assert orders[0] != orders[1]
 
 
+def test_each_epoch_starts_the_loader_once(data, monkeypatch):
+    """One iterator per pass: a second one would start a second set of worker processes and
+    draw a second shuffle seed (tqdm's notebook bar calls iter() on a plain iterable twice)."""
+    started = []
+    real_iter = torch.utils.data.DataLoader.__iter__
+    monkeypatch.setattr(torch.utils.data.DataLoader, "__iter__",
+                        lambda self: started.append(1) or real_iter(self))
+    run(AE, TrainConfig("mse", epochs=2, batch_size=8), data, data)
+    assert len(started) == 4  # two epochs, each one training pass and one validation pass
+    started.clear()
+    model = build_model(AE, seed=0)
+    fit(model, data, data, TrainConfig("mse", epochs=1, batch_size=8), device="cpu", progress=True)
+    assert len(started) == 2  # with the progress bar shown too
+
+
 # --- resuming --------------------------------------------------------------------------------------
 
 def test_resume_gives_the_uninterrupted_run(data, tmp_path):

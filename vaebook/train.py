@@ -132,7 +132,11 @@ def run_epoch(model, loader, cfg, device, optimiser=None, step=0, desc="", check
     every = check_every or (CHECK_EVERY if cuda else 1)
     sums, count, batches = {}, 0, 0
     loss_ok, since = torch.ones((), dtype=torch.bool, device=device), step
-    for x, target in tqdm(loader, desc=desc, leave=False, disable=not desc):
+    # tqdm.auto's notebook/asyncio bar calls iter() on a plain iterable when it is built and
+    # again when it is iterated: with a DataLoader that starts two epochs' worth of workers and
+    # draws two shuffle seeds. Handing it one iterator makes the loader start exactly once.
+    batches_iter = tqdm(iter(loader), total=len(loader), desc=desc, leave=False, disable=not desc)
+    for x, target in batches_iter:
         x = x.to(device, non_blocking=True)
         target = target.to(device, non_blocking=True)
         if cuda:

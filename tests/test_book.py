@@ -130,6 +130,21 @@ def test_every_citation_is_in_references_bib():
     assert cited <= set(bib), f"not in references.bib: {cited - set(bib)}"
 
 
+def test_no_citation_repeats_the_authors_just_named():
+    """'Burda et al. [@burda2015importance]' renders as 'Burda et al. (Burda et al. 2015)'; after
+    the names the citation is [-@key] (just the year) or the in-text @key (names and year)."""
+    bib = bibtex.parse_bibtex((ROOT / "references.bib").read_text())
+    doubled = []
+    for page in [ROOT / f for f in listed() if (ROOT / f).exists()]:
+        text = re.sub(r"\s+", " ", prose(page))
+        for m in re.finditer(r"\[@([\w:.-]*\w)", text):
+            first = bib.get(m[1], {}).get("authors", ["?"])[0].split()[-1]
+            before = text[max(0, m.start() - 60):m.start()]
+            if re.search(rf"\b{re.escape(first)}(?:'s)?\b[^.;()]*(?:et al\.)?[^.;()]*$", before.replace("et al.", "et al")):
+                doubled.append(f"{page.name}: ...{before[-40:]}[@{m[1]}]")
+    assert not doubled, "the authors are named twice; write [-@key] or @key:\n" + "\n".join(doubled)
+
+
 def test_references_bib_has_the_books_entries():
     bib = bibtex.parse_bibtex((ROOT / "references.bib").read_text())
     assert set(BIB_KEYS) <= set(bib)

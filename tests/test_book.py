@@ -117,6 +117,14 @@ def test_figures_have_captions_and_are_referenced(path):
     assert defined <= referenced, f"figures never referenced: {defined - referenced}"
 
 
+@pytest.mark.parametrize("path", existing_chapters(), ids=lambda p: p.stem)
+def test_plotting_code_is_folded_or_hidden(path):
+    """The preface promises it: a figure's code is folded (code-fold) or not shown at all."""
+    shown = [str(o["label"]) for o, _ in code_cells(path) if str(o.get("label", "")).startswith("fig-")
+             and o.get("code-fold") is not True and o.get("echo") is not False and o.get("include") is not False]
+    assert not shown, f"figure code shown unfolded (add `#| code-fold: true`): {shown}"
+
+
 def test_every_citation_is_in_references_bib():
     bib = bibtex.parse_bibtex((ROOT / "references.bib").read_text())
     pages = [ROOT / f for f in listed() if (ROOT / f).exists()]

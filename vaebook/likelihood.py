@@ -44,7 +44,8 @@ def log_weights(log_px_given_z: torch.Tensor, log_pz: torch.Tensor, log_qz: torc
 
 
 def iwae_from_log_weights(log_w: torch.Tensor) -> torch.Tensor:
-    """(N, K) -> (N,): log (1/K) Σ_k w_k, with logsumexp in float64 (the w_k under- or overflow)."""
+    """(N, K) -> (N,): log (1/K) Σ_k w_k, with logsumexp in float64
+    (the w_k under- or overflow)."""
     return torch.logsumexp(log_w.double(), dim=1) - math.log(log_w.shape[1])
 
 
@@ -81,7 +82,8 @@ def importance_samples(vae, images: torch.Tensor, k: int, batch_size: int = 500,
 
 def log_px_given_z(samples: ImportanceSamples, sigma: float) -> torch.Tensor:
     """(N, K): log N(x; x̂(z_k), σ² I) = −||x − x̂||² / (2σ²) − (D/2) log(2πσ²)."""
-    return -samples.sq_error / (2 * sigma**2) - 0.5 * samples.num_pixels * (LOG_2PI + 2 * math.log(sigma))
+    log_normaliser = 0.5 * samples.num_pixels * (LOG_2PI + 2 * math.log(sigma))
+    return -samples.sq_error / (2 * sigma**2) - log_normaliser
 
 
 def elbo_at(samples: ImportanceSamples, sigma: float) -> torch.Tensor:

@@ -112,10 +112,10 @@ def kl_per_dimension(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 def negative_elbo(x_hat, x, mu, logvar, *, sigma: float = 0.1, beta: float = 1.0):
-    """β-weighted negative ELBO per example: recon + β·KL, with a Gaussian decoder of std σ.
+    """β-weighted negative ELBO per example: recon + β·KL, Gaussian decoder of std σ.
 
-    Returns (loss, recon, kl), each (B,), in nats. β = 1 is the VAE (the loss is then a true
-    negative ELBO); β > 1 is the β-VAE of Higgins et al. (2017)."""
+    Returns (loss, recon, kl), each (B,), in nats. β = 1 is the VAE (the loss is then
+    a true negative ELBO); β > 1 is the β-VAE of Higgins et al. (2017)."""
     recon = gaussian_nll(x_hat, x, sigma)
     kl = kl_divergence(mu, logvar)
     return recon + beta * kl, recon, kl
@@ -175,5 +175,6 @@ def kl_weight_for_sigma(sigma: float, num_pixels: int) -> float:
 
 
 def sigma_for_kl_weight(weight: float, num_pixels: int) -> float:
-    """The decoder std σ implied by ``mse_mean + weight·KL`` on D pixels: sqrt(weight·D/2)."""
+    """The decoder std σ implied by ``mse_mean + weight·KL`` on D pixels:
+    sqrt(weight·D/2)."""
     return math.sqrt(weight * num_pixels / 2)

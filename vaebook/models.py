@@ -106,7 +106,8 @@ class AutoEncoder(nn.Module):
 
 
 class VAE(AutoEncoder):
-    """The autoencoder with a second head: the encoder outputs Q(z|x) = N(mu, diag(exp(logvar)))."""
+    """The autoencoder with a second head: the encoder outputs
+    Q(z|x) = N(mu, diag(exp(logvar)))."""
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)

@@ -1,7 +1,7 @@
-"""A tiny fake CelebA on disk, in either real layout, for testing :mod:`vaebook.celeba`.
+"""A tiny fake CelebA on disk, in either real layout, for testing :mod:`vaebook.data.celeba`.
 
 Every image is 178×218 like the aligned CelebA images: a green frame (``BORDER``) around the
-148×148 centre square that :class:`vaebook.celeba.CelebA` should keep. That square is filled
+148×148 centre square that :class:`vaebook.data.celeba.CelebA` should keep. That square is filled
 with a colour unique to the image (:func:`centre_colour`) inside a ``RING_WIDTH``-pixel black
 ring along its edge, so a crop that is too large shows green and one too small loses the ring.
 The sizes are written out here, not taken from the module, so the tests check its CROP.
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vaebook.celeba import ATTR_NAMES
+from vaebook.data.celeba import ATTR_NAMES
 
 WIDTH, HEIGHT = 178, 218
 SQUARE = 148  # the centre square a correct crop keeps

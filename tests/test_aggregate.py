@@ -1,4 +1,4 @@
-"""Tests of vaebook.aggregate (ELBO surgery) on posteriors whose split is known: all equal to the
+"""Tests of vaebook.metrics.aggregate (ELBO surgery) on posteriors whose split is known: all equal to the
 prior (nothing learnt), far apart points (all information), and a 1-D mixture of two Gaussians
 whose KL to the prior is integrated numerically."""
 from __future__ import annotations
@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
-from vaebook import aggregate as A
+from vaebook.metrics import aggregate as A
 from vaebook import metrics
-from vaebook.likelihood import gaussian_log_density
+from vaebook.metrics.likelihood import gaussian_log_density
 
 
 def randn(*shape, seed=0):

@@ -1,4 +1,4 @@
-"""Tests of vaebook.celeba on a 12-image fake CelebA written in both real on-disk layouts."""
+"""Tests of vaebook.data.celeba on a 12-image fake CelebA written in both real on-disk layouts."""
 from __future__ import annotations
 
 import shutil
@@ -10,7 +10,7 @@ from PIL import Image
 
 from celeba_fixture import (BORDER, RING, attr_values, centre_colour, filename,
                             make_celeba_fixture)
-from vaebook.celeba import (ATTR_NAMES, CROP, CelebA, CelebAImageError, DatasetNotFoundError,
+from vaebook.data.celeba import (ATTR_NAMES, CROP, CelebA, CelebAImageError, DatasetNotFoundError,
                             ENV_VAR, find_layout)
 
 LAYOUTS = ("torchvision", "kaggle")

@@ -1,4 +1,4 @@
-"""Tests of vaebook.checkpoints, always in a temporary folder. The repo's checkpoints/ is only
+"""Tests of vaebook.store.checkpoints, always in a temporary folder. The repo's checkpoints/ is only
 read (the test that every committed record matches its preset); nothing is saved into it."""
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import pickle
 import pytest
 import torch
 
-import vaebook.checkpoints as ck
-from vaebook import records, store
-from vaebook.checkpoints import CheckpointError
+import vaebook.store.checkpoints as ck
+from vaebook.store import records
+from vaebook.store import files as store
+from vaebook.store.checkpoints import CheckpointError
 from vaebook.models import ModelConfig, build_model
-from vaebook.presets import make_presets
+from vaebook.store.presets import make_presets
 
 CFG = ModelConfig("vae", latent_dim=4, channels=(4, 8), image_size=16)
 RECORD = {"about": "a test model", "train": {"epochs": 1}, "metrics": {"mse": 0.01}}

@@ -10,14 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 
-import vaebook.presets
-from vaebook import faces
-import vaebook.retrain as retrain
-import vaebook.train as train_mod
-from vaebook import checkpoints, cli
+import vaebook.store.presets
+from vaebook.data import faces
+import vaebook.cli.retrain as retrain
+import vaebook.train.loop as train_mod
+from vaebook.store import checkpoints
+from vaebook.cli import commands as cli
 from vaebook.cli import main, parser
 from vaebook.models import ModelConfig
-from vaebook.presets import Preset, make_presets
+from vaebook.store.presets import Preset, make_presets
 from vaebook.train import TrainConfig
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,7 +41,7 @@ def folders(tmp_path, monkeypatch):
 def tiny(monkeypatch):
     """A preset 'tiny' next to the book's, trained on 64 faces with 64 validation images."""
     presets = {**make_presets(), "tiny": TINY}
-    monkeypatch.setattr(vaebook.presets, "make_presets", lambda: presets)
+    monkeypatch.setattr(vaebook.store.presets, "make_presets", lambda: presets)
     monkeypatch.setattr(retrain, "make_presets", lambda: presets)
     monkeypatch.setattr(cli, "make_presets", lambda: presets)
     monkeypatch.setattr(retrain, "VALID_IMAGES", 64)

@@ -1,4 +1,4 @@
-"""Tests of vaebook.density against answers known in advance: Gaussians and mixtures drawn with
+"""Tests of vaebook.metrics.density against answers known in advance: Gaussians and mixtures drawn with
 known parameters, closed-form densities, and the published Lilliefors critical values."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.distributions import MixtureSameFamily, MultivariateNormal
 
-from vaebook import density
+from vaebook.metrics import density
 
 
 def randn(*shape, seed=0):

@@ -1,4 +1,4 @@
-"""Tests of vaebook.disentanglement beyond plain MIG (in test_metrics.py): the two MIG estimators,
+"""Tests of vaebook.metrics.disentanglement beyond plain MIG (in test_metrics.py): the two MIG estimators,
 the KL bound the sampled code respects and the mean code does not, and the FactorVAE score on
 synthetic codes whose answer is known (a copy of the factors, a rotated copy, too few dims)."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from vaebook import disentanglement as D
+from vaebook.metrics import disentanglement as D
 from vaebook import metrics
 from vaebook.models import ModelConfig, build_model
 

@@ -6,8 +6,12 @@ import math
 import pytest
 import torch
 
-from vaebook import checkpoints, evaluate, metrics
-from vaebook.presets import make_presets
+from vaebook.store import checkpoints
+
+from vaebook.metrics import evaluate
+
+from vaebook import metrics
+from vaebook.store.presets import make_presets
 
 MANIFEST = checkpoints.read_manifest()
 PRESETS = make_presets()

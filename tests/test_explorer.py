@@ -1,4 +1,4 @@
-"""The latent explorer that runs in the book's pages (vaebook.webexport, web/explorer.js).
+"""The latent explorer that runs in the book's pages (vaebook.explore.webexport, web/explorer.js).
 
 Without a browser: the layers the page runs reproduce the PyTorch decoder; bad input is refused.
 In headless Chromium (skipped only when no Chromium is installed; .ci/run installs it): a page
@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from vaebook import checkpoints
-from vaebook import webexport as wx
-from vaebook.chromium import Chromium, find_chromium
+from vaebook.store import checkpoints
+from vaebook.explore import webexport as wx
+from vaebook.explore.chromium import Chromium, find_chromium
 from vaebook.data import load_dataset, stack_images
 from vaebook.metrics import encode_means, kl_per_dim
 from vaebook.models import ModelConfig, build_model
@@ -62,7 +62,7 @@ def test_explorer_html_names_exported_models_only():
     config = json.loads(html.split('data-config="')[1].split('"')[0].replace("&quot;", '"'))
     assert [m["name"] for m in config["models"]] == ["beta4", "beta16"] and config["start"] == "beta16"
     assert config["models"][1]["label"] == "β = 16"
-    assert "vaebook.widgets" in html                                       # the note for Jupyter
+    assert "vaebook.explore.widgets" in html                                       # the note for Jupyter
     assert html.count("<script src=") == 1
     with pytest.raises(ValueError, match="exports"):
         wx.explorer_html("capacity")
@@ -212,4 +212,4 @@ def test_without_site_files_the_note_stays(browser, tmp_path):
     page = wx.standalone_page(tmp_path, "bare", "vae")                          # no explorer/ next to it
     browser.open(page.as_uri())
     note = browser.evaluate("document.querySelector('.vaebook-explorer-note').textContent")
-    assert "vaebook.widgets" in note
+    assert "vaebook.explore.widgets" in note

@@ -1,4 +1,4 @@
-"""Tests of vaebook.faces: deterministic factors, what each factor draws, and the cached dataset."""
+"""Tests of vaebook.data.faces: deterministic factors, what each factor draws, and the cached dataset."""
 import os
 import pickle
 import stat
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from vaebook import faces
-from vaebook.faces import (ATTR_NAMES, FACTOR_LEVELS, FACTOR_NAMES, IMAGE_SIZE, SPLITS,
+from vaebook.data import faces
+from vaebook.data.faces import (ATTR_NAMES, FACTOR_LEVELS, FACTOR_NAMES, IMAGE_SIZE, SPLITS,
                            FacesDataset, attributes, render, render_indices, sample_factors)
 
 F = {name: j for j, name in enumerate(FACTOR_NAMES)}

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from vaebook import faces, renderer
+from vaebook.data import faces
+
+from vaebook.data import renderer
 
 
 def blocks_to_check() -> list[tuple[str, int]]:

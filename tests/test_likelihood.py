@@ -1,4 +1,4 @@
-"""Tests of vaebook.likelihood: shared samples, bounds at any σ, the fitted σ, bits per dimension.
+"""Tests of vaebook.metrics.likelihood: shared samples, bounds at any σ, the fitted σ, bits per dimension.
 Known answers come from a linear-Gaussian model whose posterior and likelihood are exact."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from vaebook import likelihood as LL
+from vaebook.metrics import likelihood as LL
 from vaebook import losses
 from vaebook.models import ModelConfig, build_model
 

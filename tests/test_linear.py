@@ -1,4 +1,4 @@
-"""Tests of vaebook.linear, the linear-Gaussian model, against Bayes' rule, Monte Carlo estimates,
+"""Tests of vaebook.exact.linear, the linear-Gaussian model, against Bayes' rule, Monte Carlo estimates,
 torch.distributions and each other."""
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch.distributions import MultivariateNormal, kl_divergence
 
-from vaebook import linear
-from vaebook.linear import LinearGaussian
+from vaebook.exact import linear
+from vaebook.exact.linear import LinearGaussian
 
 K, D = 3, 7
 

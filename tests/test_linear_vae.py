@@ -1,4 +1,4 @@
-"""Tests of vaebook.linear_vae: the exact objective against Monte Carlo, training against the
+"""Tests of vaebook.exact.linear_vae: the exact objective against Monte Carlo, training against the
 closed form (reverse water-filling), and the rule that β and σ only enter through βσ²."""
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from vaebook import linear_vae as lv
-from vaebook.linear import LinearGaussian
+from vaebook.exact import linear_vae as lv
+from vaebook.exact.linear import LinearGaussian
 
 VARIANCES = torch.tensor([8.0, 4.0, 2.0, 1.0, 0.5, 0.25], dtype=torch.float64)
 
@@ -107,7 +107,7 @@ def test_rate_distortion_counts_nonzero_columns():
 
 def test_posterior_gap_matches_the_trained_model_and_grows_with_beta():
     """The closed-form gap E_x KL(Q(z|x) ‖ P(z|x)) equals the one computed from a trained linear VAE
-    and its decoder's exact posterior (vaebook.linear), is zero at β = 1 and grows with β."""
+    and its decoder's exact posterior (vaebook.exact.linear), is zero at β = 1 and grows with β."""
     from torch.distributions import MultivariateNormal, kl_divergence
     data, sigma, beta = lv.gaussian_data(VARIANCES), 0.5, 4.0
     vae = lv.fit(data, 6, sigma, beta, seed=5)

@@ -87,7 +87,7 @@ def test_pages_load_mathjax_from_the_site(site):
 
 @pytest.fixture(scope="module")
 def browser():
-    chromium = pytest.importorskip("vaebook.chromium")
+    chromium = pytest.importorskip("vaebook.explore.chromium")
     if chromium.find_chromium() is None:
         pytest.skip("no Chromium found (Debian: apt-get install chromium, or set VAEBOOK_CHROMIUM); "
                     ".ci/run installs it")

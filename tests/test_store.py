@@ -1,6 +1,6 @@
 """The checkpoint store survives a writer killed at any instant, and concurrent writers.
 
-Kills are real: a forked child (or a fresh interpreter that imports only vaebook.store, which
+Kills are real: a forked child (or a fresh interpreter that imports only vaebook.store.files, which
 starts in milliseconds) is stopped with os._exit or SIGKILL, so no cleanup handler runs."""
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import vaebook.checkpoints as ck
-from vaebook import store
+import vaebook.store.checkpoints as ck
+from vaebook.store import files as store
 from vaebook.models import ModelConfig, build_model
 
 CFG = ModelConfig("vae", latent_dim=4, channels=(4, 8), image_size=16)
@@ -104,7 +104,7 @@ def test_a_save_killed_at_every_step_leaves_the_old_or_the_new_model(tmp_path):
 CHILD = """
 import sys
 from pathlib import Path
-from vaebook import store
+from vaebook.store import files as store
 folder, blobs = Path(sys.argv[1]), [Path(p).read_bytes() for p in sys.argv[2:4]]
 records = [__import__("json").loads(Path(p).read_text()) for p in sys.argv[4:6]]
 print("ready", flush=True)
@@ -150,7 +150,7 @@ def test_kill_9_during_saves_never_breaks_the_store(tmp_path):
 WRITER = """
 import sys, time
 from pathlib import Path
-from vaebook import store
+from vaebook.store import files as store
 folder, prefix, blob = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]).read_bytes()
 if sys.argv[4] == "unlocked":
     import contextlib

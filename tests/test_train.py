@@ -8,10 +8,11 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-import vaebook.train as train_mod
-from vaebook.checkpoints import read_tensors, write_tensors
+import vaebook.train.loop as train_mod
+from vaebook.store.tensorfile import read_tensors, write_tensors
 from vaebook.models import ModelConfig, build_model
-from vaebook.train import NonFiniteLossError, ResumeError, TrainConfig, fit, load_run
+from vaebook.store import ResumeError, RunFile, load_run
+from vaebook.train import NonFiniteLossError, TrainConfig, fit
 
 S = 16
 AE = ModelConfig("ae", latent_dim=4, channels=(4, 8), image_size=S)
@@ -166,10 +167,10 @@ def test_resume_gives_the_uninterrupted_run(data, tmp_path):
     """2 epochs, then the same run asked for 3: identical to 3 epochs in one go."""
     full_model, full = run(VAE, ELBO, data, valid=data)
     run_file = tmp_path / "run.safetensors"
-    _, first = run(VAE, dataclasses.replace(ELBO, epochs=2), data, valid=data, run_file=run_file)
+    _, first = run(VAE, dataclasses.replace(ELBO, epochs=2), data, valid=data, run_file=RunFile(run_file))
     assert len(first.epochs) == 2 and run_file.exists()
     resumed_model = build_model(VAE, seed=123)  # a fresh process would build it anew
-    resumed = fit(resumed_model, data, data, ELBO, device="cpu", progress=False, run_file=run_file)
+    resumed = fit(resumed_model, data, data, ELBO, device="cpu", progress=False, run_file=RunFile(run_file))
     assert without_seconds(resumed) == without_seconds(full)
     assert_same_weights(resumed_model, full_model)
 
@@ -188,24 +189,24 @@ def test_resume_after_an_interruption_mid_run(data, tmp_path, monkeypatch):
 
     monkeypatch.setattr(train_mod, "run_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        run(VAE, ELBO, data, run_file=str(run_file))  # a str path works too
+        run(VAE, ELBO, data, run_file=RunFile(str(run_file)))  # a str path works too
     monkeypatch.setattr(train_mod, "run_epoch", real_run_epoch)
     _, record = read_tensors(run_file)
     assert len(record["history"]) == 2 and record["step"] == 8
 
-    resumed_model, resumed = run(VAE, ELBO, data, run_file=run_file)
+    resumed_model, resumed = run(VAE, ELBO, data, run_file=RunFile(run_file))
     assert without_seconds(resumed) == without_seconds(full)
     assert_same_weights(resumed_model, full_model)
     # a finished run returns at once, with its history and weights
     again_model = build_model(VAE, seed=7)
-    again = fit(again_model, data, None, ELBO, device="cpu", progress=False, run_file=run_file)
+    again = fit(again_model, data, None, ELBO, device="cpu", progress=False, run_file=RunFile(run_file))
     assert without_seconds(again) == without_seconds(full)
     assert_same_weights(again_model, full_model)
 
 
 def test_run_file_restores_the_optimiser_state(data, tmp_path):
     run_file = tmp_path / "run.safetensors"
-    model, _ = run(VAE, dataclasses.replace(ELBO, epochs=1), data, run_file=run_file)
+    model, _ = run(VAE, dataclasses.replace(ELBO, epochs=1), data, run_file=RunFile(run_file))
     other = build_model(VAE, seed=9)
     opt = torch.optim.Adam(other.parameters(), lr=ELBO.lr)
     history, step, saved_cfg = load_run(run_file, other, opt)
@@ -219,13 +220,13 @@ def test_run_file_restores_the_optimiser_state(data, tmp_path):
 
 def test_resume_with_a_different_config_is_refused(data, tmp_path):
     run_file = tmp_path / "run.safetensors"
-    run(VAE, dataclasses.replace(ELBO, epochs=1), data, run_file=run_file)
+    run(VAE, dataclasses.replace(ELBO, epochs=1), data, run_file=RunFile(run_file))
     before = run_file.read_bytes()
     model = build_model(VAE, seed=0)
     weights = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(ResumeError, match="different TrainConfig: lr=0.01 there, 0.001 now"):
         fit(model, data, None, dataclasses.replace(ELBO, lr=1e-3), device="cpu", progress=False,
-            run_file=run_file)
+            run_file=RunFile(run_file))
     for k, v in model.state_dict().items():  # the refused run did not touch the model
         assert torch.equal(v, weights[k]), k
     assert run_file.read_bytes() == before
@@ -233,39 +234,39 @@ def test_resume_with_a_different_config_is_refused(data, tmp_path):
 
 def test_resume_with_a_different_model_is_refused(data, tmp_path):
     run_file = tmp_path / "run.safetensors"
-    run(VAE, dataclasses.replace(ELBO, epochs=1), data, run_file=run_file)
+    run(VAE, dataclasses.replace(ELBO, epochs=1), data, run_file=RunFile(run_file))
     other = dataclasses.replace(VAE, latent_dim=5)
     with pytest.raises(ValueError, match="different model: latent_dim=4 there, 5 now"):
-        run(other, ELBO, data, run_file=run_file)
+        run(other, ELBO, data, run_file=RunFile(run_file))
 
 
 def test_resume_with_fewer_epochs_than_done_is_refused(data, tmp_path):
     run_file = tmp_path / "run.safetensors"
-    run(VAE, dataclasses.replace(ELBO, epochs=2), data, run_file=run_file)
+    run(VAE, dataclasses.replace(ELBO, epochs=2), data, run_file=RunFile(run_file))
     with pytest.raises(ValueError, match="epochs"):
-        run(VAE, dataclasses.replace(ELBO, epochs=1), data, run_file=run_file)
+        run(VAE, dataclasses.replace(ELBO, epochs=1), data, run_file=RunFile(run_file))
 
 
 def test_resume_on_different_data_is_refused_and_names_the_field(data, tmp_path):
     """A CelebA run must not continue on faces (and be recorded as faces)."""
     run_file = tmp_path / "run.safetensors"
     celeba = {"dataset": "celeba", "images": 32}
-    run(VAE, dataclasses.replace(ELBO, epochs=1), data, run_file=run_file, data=celeba)
+    run(VAE, dataclasses.replace(ELBO, epochs=1), data, run_file=RunFile(run_file), data=celeba)
     with pytest.raises(ResumeError, match="different data: dataset='celeba' there, 'faces' now"):
-        run(VAE, ELBO, data, run_file=run_file, data={"dataset": "faces", "images": 32})
+        run(VAE, ELBO, data, run_file=RunFile(run_file), data={"dataset": "faces", "images": 32})
     with pytest.raises(ResumeError, match="images=32 there, 64 now"):
-        run(VAE, ELBO, data, run_file=run_file, data={"dataset": "celeba", "images": 64})
-    run(VAE, ELBO, data, run_file=run_file, data=celeba)  # the same data resumes
+        run(VAE, ELBO, data, run_file=RunFile(run_file), data={"dataset": "celeba", "images": 64})
+    run(VAE, ELBO, data, run_file=RunFile(run_file), data=celeba)  # the same data resumes
 
 
 def test_a_damaged_run_file_is_a_clear_error(data, tmp_path):
     run_file = tmp_path / "run.safetensors"
     run_file.write_bytes(b"not a run")
     with pytest.raises(ResumeError, match="not a readable safetensors.*--fresh"):
-        run(VAE, ELBO, data, run_file=run_file)
+        run(VAE, ELBO, data, run_file=RunFile(run_file))
     write_tensors(run_file, {}, {"train": ELBO.to_dict(), "history": []})  # no param_groups, no step
     with pytest.raises(ResumeError, match="damaged or from another version.*--fresh"):
-        run(VAE, ELBO, data, run_file=run_file)
+        run(VAE, ELBO, data, run_file=RunFile(run_file))
 
 
 class FailsOnce(torch.utils.data.Dataset):
@@ -290,10 +291,10 @@ def test_an_unreadable_validation_image_loses_no_epoch(data, tmp_path):
     run_file = tmp_path / "run.safetensors"
     broken = FailsOnce(data, bad=5)
     with pytest.raises(OSError, match="image 5"):
-        run(VAE, dataclasses.replace(ELBO, epochs=2), data, valid=broken, run_file=run_file)
+        run(VAE, dataclasses.replace(ELBO, epochs=2), data, valid=broken, run_file=RunFile(run_file))
     _, record = read_tensors(run_file)
     assert len(record["history"]) == 1 and record["pending_validation"]
-    resumed_model, resumed = run(VAE, dataclasses.replace(ELBO, epochs=2), data, valid=data, run_file=run_file)
+    resumed_model, resumed = run(VAE, dataclasses.replace(ELBO, epochs=2), data, valid=data, run_file=RunFile(run_file))
     assert without_seconds(resumed) == without_seconds(full)
     assert_same_weights(resumed_model, full_model)
     assert not read_tensors(run_file)[1]["pending_validation"]
@@ -303,13 +304,13 @@ def test_an_unreadable_validation_image_loses_no_epoch(data, tmp_path):
 
 def test_nan_data_raises_and_keeps_the_last_good_run_file(data, tmp_path):
     run_file = tmp_path / "run.safetensors"
-    good_model, _ = run(VAE, dataclasses.replace(ELBO, epochs=1), data, run_file=run_file)
+    good_model, _ = run(VAE, dataclasses.replace(ELBO, epochs=1), data, run_file=RunFile(run_file))
     before = run_file.read_bytes()
     imgs = data.tensors[0].clone()
     imgs[5, 0, 3, 3] = float("nan")
     bad = TensorDataset(imgs, data.tensors[1])
     with pytest.raises(NonFiniteLossError, match="nan"):
-        run(VAE, dataclasses.replace(ELBO, epochs=2), bad, run_file=run_file)
+        run(VAE, dataclasses.replace(ELBO, epochs=2), bad, run_file=RunFile(run_file))
     assert run_file.read_bytes() == before
     restored = build_model(VAE, seed=1)
     history, step, _ = load_run(run_file, restored, torch.optim.Adam(restored.parameters()))
@@ -332,7 +333,7 @@ def test_infinite_loss_mid_epoch_raises(data, tmp_path, monkeypatch):
     monkeypatch.setattr(train_mod, "compute_loss", blows_up)
     run_file = tmp_path / "run.safetensors"
     with pytest.raises(NonFiniteLossError, match="at step 2"):
-        run(AE, TrainConfig("mse", epochs=1, batch_size=8), data, run_file=run_file)
+        run(AE, TrainConfig("mse", epochs=1, batch_size=8), data, run_file=RunFile(run_file))
     assert not run_file.exists()  # nothing half-trained was written
     assert issubclass(NonFiniteLossError, FloatingPointError)
 
@@ -417,7 +418,7 @@ def test_weights_that_turn_nan_are_not_saved(data, tmp_path, monkeypatch):
     run_file = tmp_path / "run.safetensors"
     cfg = TrainConfig(objective="mse", epochs=1, batch_size=8)
     model_cfg = ModelConfig("ae", latent_dim=4, channels=(4, 8), image_size=16)
-    run(model_cfg, cfg, data, run_file=run_file)
+    run(model_cfg, cfg, data, run_file=RunFile(run_file))
     good = run_file.read_bytes()
     real_step = torch.optim.Adam.step
 
@@ -428,5 +429,5 @@ def test_weights_that_turn_nan_are_not_saved(data, tmp_path, monkeypatch):
         return out
     monkeypatch.setattr(torch.optim.Adam, "step", poisoned_step)
     with pytest.raises(NonFiniteLossError):
-        run(model_cfg, dataclasses.replace(cfg, epochs=2), data, run_file=run_file)
+        run(model_cfg, dataclasses.replace(cfg, epochs=2), data, run_file=RunFile(run_file))
     assert run_file.read_bytes() == good

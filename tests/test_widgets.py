@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from vaebook import widgets as wg
+from vaebook.explore import widgets as wg
 from vaebook.data import load_dataset, stack_images
 from vaebook.models import ModelConfig, build_model
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Record the checksums of the `faces` splits: vaebook/faces-checksums.json.
+"""Record the checksums of the `faces` splits: vaebook/data/faces-checksums.json.
 
 Run it only when the drawing changed on purpose (and RENDER_VERSION was bumped): it renders all
 75,000 images (about a minute per core) and writes the sha256 of every block of faces.CHUNK
@@ -15,7 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import torch
 
-from vaebook import faces
+from vaebook.data import faces
 
 
 def block_digest(start: int) -> str:

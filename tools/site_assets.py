@@ -6,7 +6,7 @@ QUARTO_PROJECT_OUTPUT_DIR set to the site folder); tools/book.py's fallback runs
 Usage by hand: ``python tools/site_assets.py [SITE_DIR]`` (default: $QUARTO_PROJECT_OUTPUT_DIR or _book).
 
 What it writes: ``<site>/explorer/``, the latent explorer of chapters 5 and 6 (see
-:mod:`vaebook.webexport`): the vendored TensorFlow.js files, the explorer's script and style,
+:mod:`vaebook.explore.webexport`): the vendored TensorFlow.js files, the explorer's script and style,
 and the decoders exported from the current checkpoints (a file is rewritten only when its
 checkpoint, the test faces or the export code changed), so the pages never show a stale model.
 """
@@ -26,7 +26,7 @@ def main(argv: list[str]) -> int:
         site = ROOT / site
     site.mkdir(parents=True, exist_ok=True)
     try:
-        from vaebook.webexport import write_explorer
+        from vaebook.explore.webexport import write_explorer
     except ImportError as e:
         if VENV_PYTHON.exists() and Path(sys.executable).resolve() != VENV_PYTHON.resolve():
             os.execv(VENV_PYTHON, [str(VENV_PYTHON), __file__, str(site)])   # the book's environment

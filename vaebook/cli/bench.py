@@ -1,0 +1,255 @@
+"""Benchmarks: ``python -m vaebook.cli.bench`` (``make bench``) prints every figure in one run.
+
+- the `fit` loop against a bare PyTorch loop on the same model and data (the trainer should
+  add nothing: ``trainer/plain ratio`` close to 1);
+- `faces` images per second into a DataLoader;
+- VAE inference (encode, decode) images per second;
+- the in-page explorer: how far its stored weights (float16; int8 for comparison) move the
+  decoded pixels, and its time per decode in headless Chromium (TensorFlow.js, CPU);
+- the time and peak memory of executing each chapter notebook (``--chapters``);
+- on a GPU: fp32 against bf16 autocast with channels_last (and torch.compile), and the fraction
+  of the GPU's measured bf16 matmul peak that the model's FLOPs reach.
+Timings are medians of repeats after a warm-up; nothing here is asserted.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from ..data.loading import load_dataset
+from ..models import build_model
+from ..store.presets import get_preset
+from ..train.loop import TrainConfig, fit, pick_device
+
+
+def timed(fn, repeats: int = 3) -> float:
+    """Median wall time of fn() over `repeats` runs after one warm-up run."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def plain_loop(model, data, cfg: TrainConfig, device) -> None:
+    """The loop a reader would write by hand: same loss, optimiser and batches as `fit`."""
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
+                        generator=torch.Generator().manual_seed(0))
+    model.train()
+    for x, _ in loader:
+        x = x.to(device)
+        loss = ((model(x) - x) ** 2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    sync(device)
+
+
+def bench_trainer(device, n_images: int, rounds: int = 3) -> None:
+    """fit against the plain loop, interleaved (fit, plain, fit, plain, ...) so that a busy
+    machine slows both alike; medians of `rounds` epochs each."""
+    preset = get_preset("ae")
+    data = load_dataset("faces", "train", limit=n_images)
+    cfg = TrainConfig(objective="mse", epochs=1, batch_size=128, grad_clip=0)
+    fit_model, plain_model = build_model(preset.model), build_model(preset.model).to(device)
+    runs = {"fit": lambda: (fit(fit_model, data, None, cfg, device=device, progress=False), sync(device)),
+            "plain": lambda: plain_loop(plain_model, data, cfg, device)}
+    times = {k: [] for k in runs}
+    for k, run in runs.items():
+        run()  # warm-up
+    for _ in range(rounds):
+        for k, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[k].append(time.perf_counter() - start)
+    t_fit, t_plain = statistics.median(times["fit"]), statistics.median(times["plain"])
+    n = n_images // cfg.batch_size * cfg.batch_size
+    print(f"fit loop:   {n / t_fit:9.0f} img/s   (ae preset, batch 128, {device.type})")
+    print(f"plain loop: {n / t_plain:9.0f} img/s")
+    print(f"trainer/plain ratio: {t_plain / t_fit:.3f}")
+
+
+def bench_faces(n_images: int) -> None:
+    data = load_dataset("faces", "train", limit=n_images)
+    data.images_uint8()  # render the cache once, outside the timing
+    loader = DataLoader(data, batch_size=256, shuffle=True)
+    seconds = timed(lambda: [None for _ in loader], repeats=3)
+    print(f"faces: {len(data) / seconds:.0f} img/s   (DataLoader, batch 256, shuffled, cached)")
+    from ..data.faces import render_indices
+    idx = torch.arange(2048)
+    render_s = timed(lambda: render_indices(idx), repeats=2)
+    print(f"faces render: {len(idx) / render_s:.0f} img/s   (drawing from scratch, CPU)")
+
+
+@torch.no_grad()
+def bench_inference(device) -> None:
+    vae = build_model(get_preset("vae").model).to(device).eval()
+    x = torch.rand(500, 3, 64, 64, device=device)
+    z = torch.randn(500, vae.config.latent_dim, device=device)
+    enc = timed(lambda: (vae.encode(x), sync(device)))
+    dec = timed(lambda: (vae.decode(z), sync(device)))
+    print(f"vae encode: {500 / enc:9.0f} img/s   decode: {500 / dec:9.0f} img/s   (batch 500)")
+    one = timed(lambda: (vae.decode(z[:1]), sync(device)), repeats=20)
+    print(f"vae decode one image: {one * 1e3:.2f} ms   (what a widget slider waits for)")
+
+
+@torch.no_grad()
+def bench_export_precision(names=("vae", "beta4"), n: int = 500) -> None:
+    """How far the weights the page stores move the decoded pixels from PyTorch's decode
+    (the choice in vaebook.explore.webexport): float16, and per-output-channel int8 for comparison, on
+    `n` prior draws, the test posterior means of `n` faces and 100 draws at 3σ."""
+    import numpy as np
+    from ..store.checkpoints import load
+    from ..data.loading import load_dataset, stack_images
+    from ..metrics.measures import encode_means
+    from ..explore.webexport import browser_layers, run_layers
+
+    def int8(layers):                     # symmetric per output channel, then back to float
+        out = []
+        for layer in layers:
+            w = layer["w"]
+            axis = 1 if layer["op"] == "linear" else 2
+            scale = np.abs(w).max(axis=tuple(a for a in range(w.ndim) if a != axis), keepdims=True) / 127
+            out.append({**layer, "w": np.round(w / np.maximum(scale, 1e-12)) * scale})
+        return out
+
+    images = stack_images(load_dataset(None, "test", limit=n))
+    gen = torch.Generator().manual_seed(0)
+    for name in names:
+        model = load(name)
+        L = model.config.latent_dim
+        z = torch.cat([torch.randn(n, L, generator=gen), encode_means(model, images),
+                       3 * torch.randn(100, L, generator=gen)])
+        reference = model.decode(z) * 255
+        layers = browser_layers(model.decoder)
+        for label, stored, dtype in (("float16", layers, np.float16), ("int8", int8(layers), np.float64)):
+            diff = (run_layers(stored, z, dtype) * 255 - reference).abs()
+            print(f"page weights {name:6s} {label:8s}: max |pixel - PyTorch| {diff.max():6.2f}/255, "
+                  f"{(diff > 1).double().mean():6.2%} of pixels off by more than 1/255 ({len(z)} codes)")
+
+
+def bench_browser(moves: int = 40, names=("vae", "beta4")) -> None:
+    """The book's in-page explorer in headless Chromium: the time the page takes to decode one
+    code (TensorFlow.js CPU backend, as measured by the page itself with performance.now), median
+    over `moves` slider moves after 3 warm-up moves; and when the first image was drawn."""
+    from ..explore.chromium import Chromium, find_chromium
+    from ..explore.webexport import standalone_page, write_explorer
+    if find_chromium() is None:
+        print("browser decode: skipped, no Chromium (apt-get install chromium, or set VAEBOOK_CHROMIUM)")
+        return
+    move = """(async () => {
+        const root = document.querySelector('.vaebook-explorer'), x = root.vaebookExplorer;
+        root.scrollIntoView();
+        await x.ready;
+        const s = document.querySelector('.vaebook-explorer input[type=range]');
+        const slide = i => { s.value = String(-3 + 6 * (i % 25) / 24); s.dispatchEvent(new Event('input')); };
+        for (let i = 0; i < 3; i++) slide(i);
+        x.times.length = 0;
+        for (let i = 0; i < MOVES; i++) slide(i);
+        return {times: x.times, ready: x.readyMs, agent: navigator.userAgent.match(/Chrome\/[0-9.]+/)[0]};
+    })()"""
+    with tempfile.TemporaryDirectory() as site, Chromium() as browser:
+        write_explorer(site, names=names)
+        for name in names:
+            browser.open(standalone_page(site, name, name).as_uri())
+            result = browser.evaluate(move.replace("MOVES", str(moves)))
+            print(f"browser decode {name:6s}: {statistics.median(result['times']):6.1f} ms   (median of {moves} "
+                  f"slider moves, fastest {min(result['times']):.1f} ms; first image {result['ready']:.0f} ms "
+                  f"after load start; headless "
+                  f"{result['agent']}, TensorFlow.js CPU backend)")
+
+
+def bench_chapters() -> None:
+    import jupytext
+    import nbclient
+    root = Path(__file__).resolve().parents[2]
+    for qmd in sorted((root / "chapters").glob("*.qmd")):
+        nb = jupytext.reads(qmd.read_text(), fmt="Rmd")
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        start = time.perf_counter()
+        nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                                resources={"metadata": {"path": str(root / "notebooks")}}).execute()
+        print(f"chapter {qmd.stem:28s} {time.perf_counter() - start:6.1f} s")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"peak memory of a chapter kernel: {peak:.0f} MB")
+
+
+def model_flops_per_image(model) -> float:
+    """Forward FLOPs of one 64×64 image, counted by torch's FLOP counter."""
+    from torch.utils.flop_counter import FlopCounterMode
+    x = torch.rand(1, 3, 64, 64, device=next(model.parameters()).device)
+    with FlopCounterMode(display=False) as counter:
+        model(x)
+    return counter.get_total_flops()
+
+
+def bench_gpu(device, steps: int = 50) -> None:
+    """fp32 vs bf16+channels_last (vs compiled) training steps of the vae preset."""
+    n = 8192
+    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    peak = 2 * n**3 / timed(lambda: (a @ a, sync(device)), repeats=5)
+    print(f"GPU: {torch.cuda.get_device_name(device)}; measured bf16 matmul peak {peak / 1e12:.0f} TFLOP/s")
+    for label, bf16, compile_ in (("fp32", False, False), ("bf16+channels_last", True, False),
+                                  ("bf16+channels_last+compile", True, True)):
+        model = build_model(get_preset("vae").model).to(device)
+        if bf16:
+            model = model.to(memory_format=torch.channels_last)
+        step_model = torch.compile(model) if compile_ else model
+        opt = torch.optim.Adam(model.parameters())
+        x = torch.rand(512, 3, 64, 64, device=device)
+        if bf16:
+            x = x.contiguous(memory_format=torch.channels_last)
+
+        def run():
+            for _ in range(steps):
+                with torch.autocast("cuda", torch.bfloat16, enabled=bf16):
+                    x_hat, mu, logvar = step_model(x)
+                    loss = ((x_hat.float() - x) ** 2).sum() + mu.float().pow(2).sum()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            sync(device)
+        seconds = timed(run, repeats=3)
+        rate = steps * len(x) / seconds
+        achieved = 3 * model_flops_per_image(model) * rate  # forward + backward ≈ 3× forward
+        print(f"{label:28s} {rate:10.0f} img/s   {achieved / 1e12:6.2f} TFLOP/s = {achieved / peak:.1%} of peak")
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m vaebook.cli.bench", description=__doc__.splitlines()[0])
+    p.add_argument("--images", type=int, default=8192, help="training images per timed epoch")
+    p.add_argument("--chapters", action="store_true", help="also time every chapter notebook")
+    p.add_argument("--device", help="default: cuda when available")
+    args = p.parse_args(argv)
+    device = pick_device(args.device)
+    print(f"machine: {platform.node()} {platform.machine()}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, device {device}, {time.strftime('%Y-%m-%d')}")
+    bench_faces(args.images)
+    bench_trainer(device, args.images)
+    bench_inference(device)
+    bench_export_precision()
+    bench_browser()
+    if device.type == "cuda":
+        bench_gpu(device)
+    if args.chapters:
+        bench_chapters()
+
+
+if __name__ == "__main__":
+    main()

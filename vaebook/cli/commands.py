@@ -1,0 +1,140 @@
+"""Command line: ``python -m vaebook train NAME``, ``evaluate``, ``list``.
+
+A failure is reported in one or two lines on stderr, what was wrong and what to do, never a
+traceback (``--debug`` shows it). The exit status is 2 for bad input: an option, the data, a
+run file or a checkpoint that does not fit; 1 for a failure of the run itself; 130 for Ctrl-C.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from pathlib import Path
+
+from ..store.presets import make_presets
+
+PACKAGE = str(Path(__file__).resolve().parent.parent)  # all of vaebook/, not only cli/
+CELEBA_HINT = ("CelebA is not bundled: download it (Kaggle: jessicali9530/celeba-dataset), then set "
+               "VAEBOOK_CELEBA_ROOT or pass --root; the book's CelebA appendix explains how")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a two-line error: the usage of `train` alone would wrap to six lines."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\nrun `{self.prog} --help` for the options\n")
+
+
+def finite_positive(kind):
+    """An argparse type: a finite number above 0 (`kind` int or float); 'nan', 'inf', '0' and
+    '-1' are refused with a message that says so."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number") from None
+        if not math.isfinite(value) or value <= 0:
+            raise argparse.ArgumentTypeError(f"{text} is not a finite number above 0")
+        return value
+    return parse
+
+
+def parser() -> argparse.ArgumentParser:
+    p = Parser(prog="python -m vaebook", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the traceback of a failure")
+    t = sub.add_parser("train", parents=[common], help="train one preset into runs/ (and with --save, "
+                       "make it the book's checkpoint)")
+    t.add_argument("name", choices=list(make_presets()), metavar="NAME",
+                   help="a preset (`python -m vaebook list` shows them)")
+    t.add_argument("--save", action="store_true", help="store the finished run as checkpoint NAME "
+                   "($VAEBOOK_CHECKPOINTS or checkpoints/); only the preset's own training")
+    t.add_argument("--out", help="folder of the run files (default: $VAEBOOK_RUNS or runs/)")
+    t.add_argument("--epochs", type=finite_positive(int), help="experiment: another number of epochs")
+    t.add_argument("--train-size", type=finite_positive(int), help="experiment: the first N training images")
+    t.add_argument("--sigma", type=finite_positive(float), help="experiment: another decoder std σ (VAEs)")
+    t.add_argument("--beta", type=finite_positive(float), help="experiment: another KL weight β (VAEs)")
+    t.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    t.add_argument("--dataset", choices=["faces", "celeba"], help="default: $VAEBOOK_DATASET or faces")
+    t.add_argument("--root", help="CelebA folder (default: $VAEBOOK_CELEBA_ROOT)")
+    t.add_argument("--fresh", action="store_true", help="discard a half-finished run and start again")
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.set_defaults(func=train)
+    e = sub.add_parser("evaluate", parents=[common],
+                       help="measure every cached model on the test split; print a table")
+    e.add_argument("names", nargs="*", help="only these checkpoints")
+    e.add_argument("--update", action="store_true", help="write the measured metrics into the manifest")
+    e.set_defaults(func=evaluate)
+    li = sub.add_parser("list", parents=[common], help="the book's models and whether each is cached")
+    li.add_argument("--names", action="store_true", help="only the names, one a line")
+    li.set_defaults(func=list_models)
+    return p
+
+
+def train(args) -> None:
+    from .retrain import train as run
+    run(args)
+
+
+def evaluate(args) -> None:
+    from ..metrics.evaluate import evaluate_all
+    evaluate_all(args.names or None, update=args.update)
+
+
+def list_models(args) -> None:
+    from ..store.checkpoints import read_manifest
+    presets = make_presets()
+    if args.names:
+        print("\n".join(presets))
+        return
+    manifest = read_manifest()
+    for name, preset in presets.items():
+        status = "cached" if name in manifest else "missing"
+        print(f"{name:15s} {status:8s} {preset.about}")
+
+
+def report(error: BaseException) -> tuple[int, list[str]]:
+    """The exit status and the one or two lines that say what went wrong and what to do."""
+    from ..data.celeba import CelebAImageError, DatasetNotFoundError
+    from ..train.loop import NonFiniteLossError
+
+    def flat(text) -> str:
+        return " ".join(str(text).split())
+
+    if isinstance(error, KeyboardInterrupt):
+        return 130, ["interrupted; every finished epoch is in the run file: the same command resumes"]
+    if isinstance(error, DatasetNotFoundError):
+        return 2, [flat(str(error).split("\n\n")[0]), CELEBA_HINT]
+    if isinstance(error, CelebAImageError) or (
+            isinstance(error, (ValueError, LookupError, RuntimeError)) and is_ours(error)):
+        return 2, [flat(error)]
+    if isinstance(error, (NonFiniteLossError, OSError)):
+        return 1, [flat(error)]
+    return 1, [f"{type(error).__name__}: {flat(error)}",
+               "this looks like a bug in vaebook: rerun with --debug to see where, and report it"]
+
+
+def is_ours(error: BaseException) -> bool:
+    """Whether `error` was raised with a message for the user (by vaebook), not deep in a library."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is None or str(Path(tb.tb_frame.f_code.co_filename).resolve()).startswith(PACKAGE)
+
+
+def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser().parse_args(argv)
+    try:
+        args.func(args)
+    except BrokenPipeError:  # output piped into `head`, say: not a failure to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    except (Exception, KeyboardInterrupt) as error:
+        if args.debug:
+            raise
+        code, lines = report(error)
+        print(f"error: {lines[0]}", *lines[1:], sep="\n", file=sys.stderr)
+        sys.exit(code)

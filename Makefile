@@ -54,7 +54,7 @@ evaluate: $(STAMP)  ## the results table of every cached model
 	$(PY) -m vaebook evaluate
 
 bench: $(STAMP)  ## throughput and timing figures
-	$(PY) -m vaebook.bench --chapters
+	$(PY) -m vaebook.cli.bench --chapters
 
 clean:
 	rm -rf _book .book-build _freeze .quarto runs .pytest_cache

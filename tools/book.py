@@ -10,7 +10,7 @@ The parts: notebooks.py (the book's files and their notebooks), qmd.py (Quarto m
 markdown), bibtex.py (references.bib), fallback.py (the fallback build) and fallback_site.py (its
 HTML pages, MathJax, resources and post-render scripts). Both builds execute every chapter every
 time (`freeze: false` in _quarto.yml): Quarto cannot see that a chapter's checkpoints or the
-vaebook package changed, and the whole book runs in about two minutes.
+vaebook package changed (bench/RESULTS.md records how long a whole build takes, and where).
 Chapters listed in _quarto.yml that do not exist yet are skipped with a message.
 """
 from __future__ import annotations

@@ -121,6 +121,18 @@ def negative_elbo(x_hat, x, mu, logvar, *, sigma: float = 0.1, beta: float = 1.0
     return recon + beta * kl, recon, kl
 
 
+def leave_one_out_baseline(values: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """For each of the K values along `dim`, the mean of the other K - 1: same shape as values.
+
+    The baseline of the multi-sample score-function estimator (Kool et al. 2019): with K
+    samples z_k of Q, (f(z_k) - b_k) ∇ log Q(z_k) stays unbiased because b_k does not depend
+    on z_k, and b_k tracks E_Q[f] without a running average that lags behind training."""
+    k = values.shape[dim]
+    if k < 2:
+        raise ValueError(f"a leave-one-out baseline needs at least 2 samples along dim {dim}, got {k}")
+    return (values.sum(dim=dim, keepdim=True) - values) / (k - 1)
+
+
 def capacity(step: int, c_max: float, anneal_steps: int) -> float:
     """The target KL C of Burgess et al. (2018), rising linearly from 0 to c_max nats."""
     if anneal_steps <= 0:

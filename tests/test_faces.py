@@ -183,7 +183,23 @@ def test_bad_split_names_the_valid_ones(tmp_path):
         FacesDataset("training", cache_dir=tmp_path)
 
 
-def test_items_match_render_and_index_like_a_list(tmp_path):
+SMALL = {"train": (0, 40), "valid": (60_000, 60_040), "test": (65_000, 65_040)}
+
+
+@pytest.fixture
+def small(monkeypatch):
+    """Splits of 40 faces: a dataset draws its whole split, so the tests keep splits small."""
+    monkeypatch.setattr(faces, "SPLITS", SMALL)
+    faces._VERIFIED.clear()
+
+
+def drawn(split, n=None):
+    lo, hi = SPLITS[split]  # the real split's indices
+    idx = torch.arange(lo, lo + (n or SMALL[split][1] - SMALL[split][0]))
+    return faces.render_uint8(faces.sample_factors(idx), idx)
+
+
+def test_items_match_render_and_index_like_a_list(tmp_path, small):
     d = FacesDataset("test", cache_dir=tmp_path, limit=24)
     img, attrs = d[3]
     assert img.shape == (3, IMAGE_SIZE, IMAGE_SIZE) and img.dtype == torch.float32
@@ -202,23 +218,27 @@ def test_items_match_render_and_index_like_a_list(tmp_path):
     assert arr.dtype == np.uint8 and arr.shape == (24, 3, IMAGE_SIZE, IMAGE_SIZE)
 
 
-def test_cache_round_trip_does_not_render_again(tmp_path, monkeypatch):
+def test_a_split_is_drawn_once_and_its_first_images_are_a_slice(tmp_path, small, monkeypatch):
+    """Issue 26: `test-2000`, `test-4000` and `test-10000` were three files, drawn three times."""
+    expected = drawn("valid", 10)
+    real, calls = faces.render_uint8, []
+    monkeypatch.setattr(faces, "render_uint8", lambda f, i: calls.append(len(i)) or real(f, i))
     first = FacesDataset("valid", cache_dir=tmp_path, limit=10)
     data = np.array(first.images_uint8())
+    assert sum(calls) == 40  # the whole split, once
     [path] = first.cache_files()
-    assert f"r{faces.RENDER_VERSION}" in path.name and "valid" in path.name
-    assert path.stem.endswith(faces.digest(data)[:16])  # the name carries the pixels' checksum
+    assert path.name.startswith(f"faces-r{faces.RENDER_VERSION}-valid-40-")
+    assert path.stem.endswith(faces.digest(np.load(path))[:16])  # the name carries the pixels' checksum
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
-    monkeypatch.setattr(faces, "render_uint8", lambda *a, **k: pytest.fail("rendered again"))
-    second = FacesDataset("valid", cache_dir=tmp_path, limit=10)
-    assert isinstance(second.images_uint8(), np.memmap)
-    assert np.array_equal(second.images_uint8(), data)
-    # a shorter dataset of the same split reads the first rows of a full-split cache
-    monkeypatch.setattr(faces, "SPLITS", {**SPLITS, "valid": (60_000, 60_010)})
-    assert np.array_equal(FacesDataset("valid", cache_dir=tmp_path, limit=4).images_uint8(), data[:4])
+    assert np.array_equal(data, expected)
+    for limit in (4, 25, None):
+        again = FacesDataset("valid", cache_dir=tmp_path, limit=limit)
+        assert isinstance(again.images_uint8(), np.memmap) and len(again.images_uint8()) == len(again)
+        assert np.array_equal(again.images_uint8()[:4], data[:4])
+    assert sum(calls) == 40 and [p.name for p in tmp_path.iterdir()] == [path.name]
 
 
-def test_cache_files_respect_the_umask(tmp_path):
+def test_cache_files_respect_the_umask(tmp_path, small):
     old = os.umask(0o027)
     try:
         FacesDataset("test", cache_dir=tmp_path, limit=2).images_uint8()
@@ -229,7 +249,7 @@ def test_cache_files_respect_the_umask(tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "wrong shape", "pixels"])
-def test_damaged_cache_is_rendered_again(tmp_path, damage):
+def test_damaged_cache_is_rendered_again(tmp_path, small, damage):
     d = FacesDataset("test", cache_dir=tmp_path, limit=6)
     good = np.array(d.images_uint8())
     [path] = d.cache_files()
@@ -239,7 +259,7 @@ def test_damaged_cache_is_rendered_again(tmp_path, damage):
     elif damage == "truncated":
         path.write_bytes(path.read_bytes()[:5000])
     elif damage == "wrong shape":
-        np.save(path, np.zeros((6, 3, 32, 32), np.uint8))
+        np.save(path, np.zeros((40, 3, 32, 32), np.uint8))
     else:  # one pixel changed behind an intact header: only the checksum can tell
         arr = np.load(path, mmap_mode="r+")
         arr[2, 1, 30, 30] ^= 1
@@ -250,30 +270,30 @@ def test_damaged_cache_is_rendered_again(tmp_path, damage):
         warnings.simplefilter("ignore")
         assert np.array_equal(again.images_uint8(), good)
     [repaired] = again.cache_files()
-    assert np.array_equal(np.load(repaired), good)
+    assert np.array_equal(np.load(repaired)[:6], good)
 
 
-def test_pixel_damage_is_reported(tmp_path):
+def test_pixel_damage_is_reported(tmp_path, small):
     d = FacesDataset("test", cache_dir=tmp_path, limit=3)
     d.images_uint8()
     [path] = d.cache_files()
     faces._VERIFIED.clear()
     arr = np.load(path, mmap_mode="r+")
-    arr[0, 0, 0, 0] ^= 4
+    arr[39, 0, 0, 0] ^= 4  # in the split, after the dataset's three images
     arr.flush()
     del arr
     with pytest.warns(UserWarning, match="fails its checksum"):
         FacesDataset("test", cache_dir=tmp_path, limit=3).images_uint8()
 
 
-def test_cache_dir_defaults_to_env(tmp_path, monkeypatch):
+def test_cache_dir_defaults_to_env(tmp_path, small, monkeypatch):
     monkeypatch.setenv("VAEBOOK_CACHE", str(tmp_path / "c"))
     d = FacesDataset("test", limit=2)
     d.images_uint8()
     assert [p.parent for p in d.cache_files()] == [tmp_path / "c"]
 
 
-def test_dataloader_batches(tmp_path):
+def test_dataloader_batches(tmp_path, small):
     d = FacesDataset("test", cache_dir=tmp_path, limit=40)
     loader = torch.utils.data.DataLoader(d, batch_size=16, shuffle=True,
                                          generator=torch.Generator().manual_seed(0))

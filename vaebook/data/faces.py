@@ -11,17 +11,17 @@ file records the sha256 of every block of ``CHUNK`` images of each split; a fres
 cache is checked against it (a mismatch is a warning that names the blocks), and the test suite
 renders blocks and compares them, so a change of the renderer can never pass unnoticed.
 
-The rendered split is cached as one uint8 ``.npy`` file whose name carries the first 16 hex
-digits of the sha256 of its pixels (``faces-r{RENDER_VERSION}-{split}-{n}-{digest}.npy``): the
-file is written under a temporary name and renamed into place (atomic), and it is read only after
-its pixels hash to its name, so a damaged cache is rendered again, never served.
+Each split is drawn once, whole, and cached as one uint8 ``.npy`` file whose name carries the
+first 16 hex digits of the sha256 of its pixels (``faces-r{RENDER_VERSION}-{split}-{n}-{digest}.npy``);
+a dataset of the first N images of a split is a slice of it. The file is written under a
+temporary name and renamed into place (see :mod:`vaebook.data.facecache`). The first time a
+process opens a cached split, its blocks are hashed and compared with the recorded checksums,
+so a damaged cache, or a wrong one copied from elsewhere, is drawn again, never served.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .facecache import (CacheFolderError, CacheSpaceError, check_cache_dir, check_space,  # noqa: F401
+                        default_cache_dir, digest, remove_stale_temporaries, write_atomically)
 from .factors import (ATTR_NAMES, FACTOR_LEVELS, FACTOR_NAMES, HAIR_COLOURS, HAIR_STYLES,  # noqa: F401
                       attributes, face_box, sample_factors)
 from .renderer import IMAGE_SIZE, PX, render, render_uint8  # noqa: F401
@@ -46,16 +48,6 @@ def render_indices(indices: torch.Tensor) -> torch.Tensor:
     """The images of global indices: render(sample_factors(indices), noise_seed=indices)."""
     idx = torch.as_tensor(indices, dtype=torch.int64)
     return render(sample_factors(idx), noise_seed=idx)
-
-
-def default_cache_dir() -> Path:
-    """$VAEBOOK_CACHE, or ~/.cache/vaebook."""
-    return Path(os.environ.get("VAEBOOK_CACHE") or Path.home() / ".cache" / "vaebook")
-
-
-def digest(images: np.ndarray) -> str:
-    """sha256 (hex) of a uint8 image array's pixels, in C order."""
-    return hashlib.sha256(np.ascontiguousarray(images).data).hexdigest()
 
 
 @lru_cache(maxsize=1)
@@ -81,36 +73,36 @@ def _to_float(arr: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.multiply(arr, np.float32(1 / 255), dtype=np.float32))
 
 
-def _write_atomically(folder: Path, name_of, array_chunks, shape) -> Path:
-    """Stream uint8 chunks into a temporary .npy in `folder`, then rename it to name_of(sha256).
-    The rename is the commit: a reader sees the whole file under its checksum name, or nothing."""
-    fd, tmp = tempfile.mkstemp(prefix=".faces-", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-        h, i = hashlib.sha256(), 0
-        for chunk in array_chunks:
-            out[i:i + len(chunk)] = chunk
-            h.update(np.ascontiguousarray(chunk).data)
-            i += len(chunk)
-        out.flush()
-        del out
-        os.chmod(tmp, 0o666 & ~_umask())
-        path = folder / name_of(h.hexdigest())
-        os.replace(tmp, path)
-        return path
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+def warn_drawn_differently(split: str, bad: list[int], n: int) -> None:
+    warnings.warn(
+        f"{len(bad)} of {n // CHUNK} blocks of {CHUNK} {split} faces drawn on this machine differ "
+        f"from the recorded ones (blocks {bad[:5]}...): the book's recorded numbers may not reproduce "
+        "exactly here. Please report it with your CPU and numpy version.", stacklevel=4)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def cache_problem(split: str, images: np.ndarray, name_digest: str) -> str | None:
+    """Why the cached `images` of a whole split cannot be used, or None. Every block of CHUNK
+    images is hashed and compared with its recorded checksum (cheap: one pass of sha256). The
+    first block that differs, and the images after the last whole block (which have none), are
+    drawn again here and compared pixel for pixel: a cache that differs from this machine's own
+    drawing is wrong (damaged, or copied from a machine that draws differently). One that equals
+    it means that this machine draws differently from the record: the cache is then used if its
+    pixels still hash to its name, with the warning drawing gives."""
+    bad = chunk_mismatches(split, images)
+    whole, lo = len(images) // CHUNK * CHUNK, SPLITS[split][0]
+    spans = [(c * CHUNK, (c + 1) * CHUNK) for c in bad[:1]] + ([(whole, len(images))] * (whole < len(images)))
+    for a, b in spans:
+        idx = torch.arange(lo + a, lo + b)
+        if not np.array_equal(render_uint8(sample_factors(idx), idx), images[a:b]):
+            return f"its images {a:,} to {b - 1:,} differ from the faces drawn here"
+    if bad:
+        if not digest(images).startswith(name_digest):
+            return "its pixels do not hash to its name"
+        warn_drawn_differently(split, bad, len(images))
+    return None
 
 
-_VERIFIED: dict[tuple, bool] = {}  # (path, size, mtime) -> pixels hash to the name, this process
+_VERIFIED: dict[tuple, bool] = {}  # (path, size, mtime) -> checked in this process
 
 
 class FacesDataset(Dataset):
@@ -139,20 +131,18 @@ class FacesDataset(Dataset):
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self._images: np.ndarray | None = None
 
-    def cache_prefix(self, n: int | None = None) -> str:
-        return f"faces-r{RENDER_VERSION}-{self.split}-{len(self) if n is None else n}-"
+    def cache_prefix(self) -> str:
+        return f"faces-r{RENDER_VERSION}-{self.split}-{self.split_size}-"
 
-    def cache_files(self, n: int | None = None) -> list[Path]:
-        """The cache files of the first n images of the split (default: this dataset's)."""
-        return sorted(self.cache_dir.glob(self.cache_prefix(n) + "*.npy"))
+    def cache_files(self) -> list[Path]:
+        """The cache files of this dataset's split (all of it: a dataset of its first N images
+        is a slice of the one file)."""
+        return sorted(self.cache_dir.glob(self.cache_prefix() + "*.npy"))
 
-    def _cached(self, n_file: int, n: int) -> np.ndarray | None:
-        """The first n images from a valid cache file of n_file images, or None."""
-        for path in self.cache_files(n_file):
-            arr = self._load(path, n)
-            if arr is not None:
-                return arr
-        return None
+    @property
+    def split_size(self) -> int:
+        lo, hi = SPLITS[self.split]
+        return hi - lo
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -160,60 +150,60 @@ class FacesDataset(Dataset):
     def __getstate__(self):  # DataLoader workers reopen the memmap instead of pickling it
         return {**self.__dict__, "_images": None}
 
-    def _load(self, path: Path, n: int) -> np.ndarray | None:
-        """The first n images of a cache file, or None if it is missing, not a valid cache, or
-        its pixels do not hash to its name (then it is deleted, to be rendered again)."""
+    def _open(self, path: Path) -> np.ndarray | None:
+        """The whole split from a cache file, or None if it is missing or not a valid cache.
+        The first time a process opens a file, its pixels are checked (see :func:`cache_problem`);
+        a file that fails is deleted, to be drawn again."""
         try:
             arr = np.load(path, mmap_mode="r")
             stat = path.stat()
         except (OSError, ValueError, EOFError):  # missing, truncated or garbage
-            arr = None
-        if arr is None or arr.dtype != np.uint8 or arr.ndim != 4 \
-                or arr.shape[1:] != (3, IMAGE_SIZE, IMAGE_SIZE) or arr.shape[0] < n:
+            return None
+        if arr.dtype != np.uint8 or arr.shape != (self.split_size, 3, IMAGE_SIZE, IMAGE_SIZE):
             return None
         key = (str(path), stat.st_size, stat.st_mtime_ns)
         if not _VERIFIED.get(key):
-            if not path.stem.endswith("-" + digest(arr)[:_DIGITS]):
-                warnings.warn(f"faces cache {path} fails its checksum (damaged?); deleting it",
-                              stacklevel=4)
+            problem = cache_problem(self.split, arr, path.stem[-_DIGITS:])
+            if problem:
+                warnings.warn(f"faces cache {path} fails its checksum ({problem}); deleting it, "
+                              "to draw the split again", stacklevel=4)
                 path.unlink(missing_ok=True)
                 return None
             _VERIFIED[key] = True
-        return arr[:n]
+        return arr
 
     def _render_cache(self) -> Path:
-        """Render every image of this dataset into a new cache file; check it against the
+        """Draw every image of this dataset's split into a new cache file; check it against the
         recorded checksums. Returns the file."""
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        check_cache_dir(self.cache_dir)
+        remove_stale_temporaries(self.cache_dir)  # of writers killed before their rename
+        lo, hi = SPLITS[self.split]
+        shape = (hi - lo, 3, IMAGE_SIZE, IMAGE_SIZE)
+        what = f"drawing the {hi - lo:,} {self.split} faces"
+        check_space(self.cache_dir, what, int(np.prod(shape)) + 128)
+        indices = torch.arange(lo, hi, dtype=torch.int64)
+        factors = sample_factors(indices)
         step = self.RENDER_BATCH
-        chunks = (render_uint8(self.factors[i:i + step], self.indices[i:i + step])
-                  for i in range(0, len(self), step))
-        path = _write_atomically(self.cache_dir, lambda h: f"{self.cache_prefix()}{h[:_DIGITS]}.npy",
-                                 chunks, (len(self), 3, IMAGE_SIZE, IMAGE_SIZE))
+        chunks = (render_uint8(factors[i:i + step], indices[i:i + step]) for i in range(0, hi - lo, step))
+        path = write_atomically(self.cache_dir, lambda h: f"{self.cache_prefix()}{h[:_DIGITS]}.npy",
+                                chunks, shape, what)
         stat = path.stat()
-        _VERIFIED[(str(path), stat.st_size, stat.st_mtime_ns)] = True  # hashed while writing
+        _VERIFIED[(str(path), stat.st_size, stat.st_mtime_ns)] = True  # drawn here, just now
         bad = chunk_mismatches(self.split, np.load(path, mmap_mode="r"))
         if bad:
-            warnings.warn(
-                f"{len(bad)} of {len(self) // CHUNK} blocks of {CHUNK} {self.split} faces rendered on "
-                f"this machine differ from the recorded ones (blocks {bad[:5]}...): the book's recorded "
-                f"numbers may not reproduce exactly here. Please report it with your CPU and numpy "
-                f"version.", stacklevel=3)
+            warn_drawn_differently(self.split, bad, hi - lo)
         return path
 
     def images_uint8(self) -> np.ndarray:
-        """All images of the split as a read-only (N, 3, 64, 64) uint8 array (a memmap)."""
+        """The images of this dataset as a read-only (N, 3, 64, 64) uint8 array: the first N
+        rows of the memory-mapped cache file of its whole split (drawn the first time)."""
         if self._images is None:
-            n, full = len(self), SPLITS[self.split][1] - SPLITS[self.split][0]
-            # a limited dataset can read the first rows of an existing full-split cache
-            arr = self._cached(full, n) if n < full else None
+            arr = next((a for a in map(self._open, self.cache_files()) if a is not None), None)
             if arr is None:
-                arr = self._cached(n, n)
-            if arr is None:
-                arr = self._load(self._render_cache(), n)
+                arr = self._open(self._render_cache())
                 if arr is None:
                     raise RuntimeError(f"could not read back the faces cache in {self.cache_dir}")
-            self._images = arr
+            self._images = arr[:len(self)]
         return self._images
 
     def _index(self, i) -> int:

@@ -65,3 +65,39 @@ def test_estimate_is_seeded_chunk_free_and_never_above_log_n():
     assert b.mutual_info == pytest.approx(a.mutual_info, rel=1e-12)
     assert a.mutual_info <= a.log_n and a.mean_kl == pytest.approx(a.mutual_info + a.kl_aggregate)
     assert metrics.elbo_surgery is A.elbo_surgery  # reachable as metrics.elbo_surgery
+
+
+# ------------------------------------------------------------ total correlation (β-TCVAE's split)
+def test_prior_posteriors_have_no_total_correlation_and_no_mismatch():
+    s = A.total_correlation(torch.zeros(40, 3), torch.zeros(40, 3), samples_per_posterior=2)
+    assert s.total_correlation == pytest.approx(0, abs=1e-12)
+    assert s.dimensionwise_kl == pytest.approx(0, abs=1e-12) and s.kl_aggregate == pytest.approx(0, abs=1e-12)
+
+
+def test_a_product_grid_of_posteriors_has_independent_coordinates():
+    """Means on every pair of {-1, 0, 1} × {-2, 2}: q(z) is exactly the product of its marginals,
+    so the total correlation is zero at every point, while the marginals still miss the prior."""
+    grid = torch.tensor([[a, b] for a in (-1.0, 0.0, 1.0) for b in (-2.0, 2.0)], dtype=torch.float64)
+    s = A.total_correlation(grid, torch.full((6, 2), math.log(0.3), dtype=torch.float64), 50, seed=2)
+    assert s.total_correlation == pytest.approx(0, abs=1e-10)
+    assert s.dimensionwise_kl > 0.5
+
+
+def test_identical_coordinates_carry_log_m_nats_of_total_correlation():
+    """z_1 = z_2 on M well-separated values: q(z) puts 1/M on each, each marginal too, so
+    log q(z) − log q(z_1) − log q(z_2) = log M at every point."""
+    m = 8
+    values = 50 * torch.arange(m, dtype=torch.float64)[:, None]
+    s = A.total_correlation(values.repeat(1, 2), torch.full((m, 2), math.log(1e-2), dtype=torch.float64), 10)
+    assert s.total_correlation == pytest.approx(math.log(m), abs=1e-9)
+
+
+def test_the_split_adds_up_to_elbo_surgerys_mismatch():
+    """Total correlation + dimension-wise KL estimates the same KL(q(z) ‖ p(z)) as ELBO surgery,
+    from the same points (same seed), up to Monte Carlo error."""
+    mu, logvar = randn(300, 4, seed=8), randn(300, 4, seed=9) - 2
+    s = A.total_correlation(mu, logvar, samples_per_posterior=10, seed=3)
+    surgery = A.elbo_surgery(mu, logvar, samples_per_posterior=10, seed=3)
+    assert s.kl_aggregate == pytest.approx(s.total_correlation + s.dimensionwise_kl)
+    assert abs(s.kl_aggregate - surgery.kl_aggregate) < 4 * surgery.mutual_info_se + 0.02, (s, surgery)
+    assert s.total_correlation > 0 and s.dimensionwise_kl > 0

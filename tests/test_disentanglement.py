@@ -72,7 +72,7 @@ def synthetic_score(encode, num_train=400, num_eval=400, num_factors=4, seed=0):
 
 
 def test_factor_vae_score_is_one_for_a_disentangled_code_in_any_units_and_order():
-    """Units do not matter once a dim is active (variance over the data above 0.05)."""
+    """Units do not matter once a dim is active (standard deviation over the data at least 0.05)."""
     scales = torch.tensor([3.0, 0.9, 10.0, 1.0], dtype=torch.float64)
     result = synthetic_score(lambda f: (f * scales)[..., [2, 0, 3, 1]])
     assert result.score == 1.0 and result.train_accuracy == 1.0
@@ -98,6 +98,20 @@ def test_factor_vae_score_with_fewer_dims_than_factors_and_idle_dims():
     result = synthetic_score(partial)
     assert 0.4 < result.score <= 0.55
     assert result.assignment[2] == -1 and result.votes[2].sum() == 0
+
+
+def test_idle_dims_are_pruned_by_their_standard_deviation_as_in_disentanglement_lib():
+    """disentanglement_lib keeps a dim when sqrt(variance) >= 0.05: a dim of std 0.1 (variance
+    0.01, which a variance threshold of 0.05 would drop) takes part, one of std 0.04 does not."""
+    g = torch.Generator().manual_seed(0)
+    reference = torch.randn(20_000, 3, generator=g, dtype=torch.float64) * torch.tensor([1.0, 0.1, 0.04])
+    codes = torch.randn(6, 64, 3, generator=g, dtype=torch.float64) * torch.tensor([1.0, 0.1, 0.04])
+    codes[:3, :, 1] *= 0.1                       # votes 0-2 hold dim 1 nearly still, votes 3-5
+    codes[3:, :, 0] *= 0.1                       # dim 0, and every vote holds dim 2 stiller still
+    codes[:, :, 2] *= 0.01
+    assert D.least_variable_dims(codes, reference).tolist() == [1, 1, 1, 0, 0, 0]
+    assert D.least_variable_dims(codes, reference, threshold=0.0).tolist() == [2] * 6
+    assert D.least_variable_dims(codes, reference, threshold=0.2).tolist() == [0] * 6
 
 
 def test_factor_vae_score_without_active_dims_is_zero():

@@ -151,10 +151,11 @@ def intervention_factors(sample: Callable, num_votes: int, batch_size: int = 64,
 def least_variable_dims(codes: torch.Tensor, reference_codes: torch.Tensor, threshold: float = 0.05) -> torch.Tensor:
     """(V, B, L) codes of each vote's inputs -> (V,): the dim of least variance after dividing each
     dim by its std over `reference_codes` (N, L), codes of ordinary data (so units do not matter).
-    Dims whose variance over the reference is at most `threshold` are idle and never chosen
-    (disentanglement_lib's pruning); with no active dim at all, every vote is -1."""
+    Only dims whose standard deviation over the reference is at least `threshold` take part; the
+    others are idle and never chosen (disentanglement_lib's `_prune_dims`: sqrt(variance) >=
+    0.05). With no active dim at all, every vote is -1."""
     ref = reference_codes.double()
-    active = ref.var(0) > threshold
+    active = ref.std(0) >= threshold
     if not bool(active.any()):
         return torch.full((codes.shape[0],), -1)
     variance = (codes.double() / ref.std(0).clamp(min=1e-12)).var(dim=1)

@@ -85,6 +85,9 @@ def test_a_killed_writers_temporary_is_removed_and_a_live_one_kept(tmp_path):
     os.waitpid(pid, 0)
     [dead] = tmp_path.glob(".faces-*.tmp")
     fd, live = facecache.new_temporary(tmp_path)  # a writer still at work (this process)
+    an_hour_ago = os.stat(dead).st_mtime - 3600
+    for path in (dead, live):  # both older than STALE_AFTER: only the lock tells them apart
+        os.utime(path, (an_hour_ago, an_hour_ago))
     try:
         FacesDataset("test", cache_dir=tmp_path, limit=4).images_uint8()
         names = {p.name for p in tmp_path.iterdir()}
@@ -93,6 +96,15 @@ def test_a_killed_writers_temporary_is_removed_and_a_live_one_kept(tmp_path):
     finally:
         os.close(fd)
     assert facecache.remove_stale_temporaries(tmp_path) == [os.path.basename(live)]  # now it is dead
+
+
+def test_a_temporary_that_changed_lately_is_kept_even_unlocked(tmp_path):
+    """Writers of older versions took no lock: their file is judged by its age as well."""
+    (tmp_path / ".faces-old-writer.tmp").write_bytes(b"being written")
+    assert facecache.remove_stale_temporaries(tmp_path) == []
+    old = os.stat(tmp_path / ".faces-old-writer.tmp").st_mtime - facecache.STALE_AFTER - 1
+    os.utime(tmp_path / ".faces-old-writer.tmp", (old, old))
+    assert facecache.remove_stale_temporaries(tmp_path) == [".faces-old-writer.tmp"]
 
 
 # --- defect 9: a wrong cache that hashes to its own name ---------------------------------------------

@@ -12,7 +12,8 @@ each is handled here rather than left to the operating system's bare message:
   someone else midway is a clean error, not a SIGBUS;
 * a writer is killed: its temporary file stays behind. Each writer holds an exclusive ``flock``
   on its temporary file until the rename, so the next writer removes exactly the temporaries
-  whose lock it can take: those of dead writers, never a live one's.
+  whose lock it can take: those of dead writers, never a live one's. (Writers of older versions
+  took no lock, so a temporary is also left alone until it has been still for STALE_AFTER.)
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,7 @@ except ImportError:  # Windows: no flock, so temporaries are never judged stale
     fcntl = None
 
 TMP_PREFIX, TMP_SUFFIX = ".faces-", ".tmp"
+STALE_AFTER = 600  # seconds since a temporary file last changed before it may be judged stale
 
 
 class CacheFolderError(ValueError):
@@ -101,6 +104,8 @@ def remove_stale_temporaries(folder: Path) -> list[str]:
         return removed
     for path in Path(folder).glob(f"{TMP_PREFIX}*{TMP_SUFFIX}"):
         try:
+            if time.time() - path.stat().st_mtime < STALE_AFTER:
+                continue
             fd = os.open(path, os.O_RDONLY)
         except OSError:
             continue

@@ -56,3 +56,14 @@ def test_portable_sine_and_cosine_agree_with_libm():
     assert np.abs(renderer.cos(x) - np.cos(x)).max() < 4e-16
     for v in (0.0, math.pi / 4, 1e-9, -3.0, 70.0):
         assert math.isclose(renderer.sin(np.array(v)), math.sin(v), rel_tol=1e-15, abs_tol=1e-300)
+
+
+def test_the_number_of_drawing_processes_changes_no_bit():
+    """Past PARALLEL_FROM images the renderer forks; each process draws whole batches."""
+    n = renderer.PARALLEL_FROM + renderer.BATCH + 7          # a last batch that is not full
+    idx = torch.arange(70_000, 70_000 + n)
+    f = faces.sample_factors(idx)
+    alone = faces.render_uint8(f, idx, workers=1)
+    assert np.array_equal(faces.render_uint8(f, idx, workers=3), alone)
+    assert np.array_equal(faces.render_uint8(f[5:105], idx[5:105]), alone[5:105])
+    assert torch.equal(renderer.render(f, idx, workers=2), renderer.render(f, idx, workers=1))

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .drawing import (band, cos, cover, ellipse, hsv, paint, region, rgb, rounded_box, segment, sin,
-                      value_noise)
+from .drawing import (band, cos, cover, crop, ellipse, hsv, paint, region, rgb, rounded_box, segment,
+                      sin, value_noise)
 from .factors import F, HAIR_STYLES, box_arrays
 
 _HAIR_RGB = np.array([[0.13, 0.11, 0.11], [0.93, 0.79, 0.47], [0.46, 0.29, 0.16],
@@ -28,18 +28,23 @@ def background(g, x, y, seed):
     """Pastel colour with a soft vertical gradient (lighter towards the top) and blotchy texture."""
     base = hsv(g["bg_hue"], 0.35, 0.9)
     tex = 0.06 * value_noise(seed, 6, 1) + 0.025 * value_noise(seed, 24, 2) + (1.04 - 0.05 * (y + 1))
-    return np.clip(base * tex[:, None], 0.0, 1.0)
+    img = base * tex[:, None]
+    return np.clip(img, 0.0, 1.0, out=img)
 
 
 def _hair_back(img, g, x, y):
-    """Hair volume behind the head: long hair falls to the shoulders, curls puff out, a bun."""
+    """Hair volume behind the head: long hair falls to the shoulders, curls puff out, a bun.
+    Each shape is computed for the faces that have it; the others' coverage stays 0."""
     back = _BACK[g["style"]]
-    rx, ry = (g["a"] + back[:, 0]).reshape(-1, 1, 1), (g["b"] + back[:, 1]).reshape(-1, 1, 1)
-    cy = (g["cy"] + back[:, 2]).reshape(-1, 1, 1)
-    alpha = ellipse(x, y, g["cx3"], cy, rx, ry) * (back[:, 1] > 0).reshape(-1, 1, 1)
-    is_bun = (g["style"] == HAIR_STYLES.index("bun")).reshape(-1, 1, 1)
-    bun = ellipse(x, y, g["cx3"], g["cy3"] - g["b3"] - 0.07, 0.14, 0.12) * is_bun
-    paint(img, np.maximum(alpha, bun), g["hair_rgb"] * (0.82 + 0.1 * g["strands"]))
+    alpha = np.zeros(img.shape[:1] + img.shape[2:])
+    n = np.flatnonzero(back[:, 1] > 0)
+    rx, ry, cy = g["a"][n] + back[n, 0], g["b"][n] + back[n, 1], g["cy"][n] + back[n, 2]
+    alpha[n] = ellipse(x, y, g["cx3"][n], cy.reshape(-1, 1, 1), rx.reshape(-1, 1, 1), ry.reshape(-1, 1, 1))
+    n = np.flatnonzero(g["style"] == HAIR_STYLES.index("bun"))
+    bun = ellipse(x, y, g["cx3"][n], g["cy3"][n] - g["b3"][n] - 0.07, 0.14, 0.12)
+    alpha[n] = np.maximum(alpha[n], bun)
+    colour = lambda r, c: g["hair_rgb"] * (0.82 + 0.1 * crop(g["strands"], r, c))
+    paint(img, alpha, colour)
 
 
 def _neck_and_shirt(img, g, x, y):
@@ -71,14 +76,15 @@ def _face(img, g, x, y):
     ear_x, ear_y = g["a3"] * 0.97, g["cy3"] + 0.03
     paint(sub, ellipse(xm, ys, ear_x, ear_y, 0.065, 0.1), g["skin"] * 0.9)
     paint(sub, ellipse(xm, ys, ear_x + 0.01, ear_y, 0.03, 0.055, soft=2.0) * 0.5, g["skin"] * 0.7)
-    dx, dy = (x - g["cx3"]) / g["a3"], (y - g["cy3"]) / g["b3"]
+    rows = band(-0.8, 0.6)       # the face's extent (cy ± b) for every factor in [0, 1], and more
+    dx, dy = (x - g["cx3"]) / g["a3"], (y[:, rows] - g["cy3"]) / g["b3"]
     low = np.clip(dy, 0.0, 1.0)
     dx = dx * (1.0 / (1.0 - 0.22 * (low * low)))          # taper the lower half
     r2 = dx * dx + dy * dy
     face = cover((np.sqrt(r2) - 1.0) * np.sqrt(g["a3"] * g["b3"]))
     lx, ly = dx + 0.35, dy + 0.45
     light = 1.07 - 0.12 * (lx * lx + ly * ly) * 0.5 - 0.06 * (r2 * r2)
-    paint(img[:, :, :, band(-0.7, 0.7)], face, g["skin"] * light[:, None])
+    paint(img[:, :, rows, band(-0.7, 0.7)], face, lambda r, c: g["skin"] * light[:, None, r, c])
     blush = ellipse(xm, ys, g["ex3"] + 0.03, g["ey3"] + 0.17, 0.075, 0.05, soft=4.0)
     paint(sub, blush * (0.55 * g["blush3"]), rgb(0.96, 0.42, 0.48))
     nose = ellipse(x, ys, g["cx3"] + 0.015, g["cy3"] + 0.2 * g["b3"], 0.035, 0.05, soft=2.5)
@@ -177,9 +183,9 @@ def _hair_front(img, g, x, y):
     alpha = cover((np.sqrt(r2) - 1.0) * np.sqrt(rx * ry))
     u = np.clip((x - cx) / a, -1.3, 1.3)
     alpha = alpha * cover(ys - _hairline(g["style"], u, cy, b))
-    colour = g["hair_rgb"] * (0.95 + 0.12 * g["strands"][:, :, rows]
-                              - 0.25 * np.clip((ys - cy + b) / b, 0.0, 1.0)[:, None])
-    paint(sub, alpha, colour)
+    shade = lambda r, c: 0.25 * np.clip((ys[:, r] - cy + b) / b, 0.0, 1.0)[:, None]
+    strands = g["strands"][:, :, rows]
+    paint(sub, alpha, lambda r, c: g["hair_rgb"] * (0.95 + 0.12 * crop(strands, r, c) - shade(r, c)))
 
 
 def geometry(f: np.ndarray, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
@@ -212,14 +218,17 @@ def geometry(f: np.ndarray, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarra
     # hair texture: fine vertical strands for straight hair, a bumpy pattern for curls
     # curls = cos(30x + 2 sin 23y) cos(26y + 2 sin 19x), expanded with cos(A+B) so that
     # the trigonometry runs on 1-D x and y grids and only products are per pixel
+    # (computed for the curly faces only: the others' curls are 0, and every use of them
+    # multiplies them by 0 or drops them, so their value never reaches a pixel)
+    curly = style == HAIR_STYLES.index("curly")
     xc, yb = x - g["cx3"], 2.0 * sin(y * 23.0)
-    xa, xb = xc * 30.0, 2.0 * sin(xc * 19.0)
+    xa, xb = xc[curly] * 30.0, 2.0 * sin(xc[curly] * 19.0)
     wave_x = cos(xa) * cos(yb) - sin(xa) * sin(yb)
     wave_y = cos(y * 26.0) * cos(xb) - sin(y * 26.0) * sin(xb)
-    g["curls"] = (wave_x * wave_y)[:, None]                              # (N,1,H,W)
+    g["curls"] = np.zeros((len(f), 1, y.shape[1], x.shape[2]))          # (N,1,H,W)
+    g["curls"][curly, 0] = wave_x * wave_y
     straight = (0.5 * sin(xc * 70.0))[:, None]                          # (N,1,1,W)
-    g["strands"] = np.where((style == HAIR_STYLES.index("curly")).reshape(-1, 1, 1, 1),
-                            g["curls"], straight)
+    g["strands"] = np.where(curly.reshape(-1, 1, 1, 1), g["curls"], straight)
     return g
 
 

@@ -111,7 +111,7 @@ class FacesDataset(Dataset):
     Factors and attributes are computed at once (cheap); the images are rendered the first
     time they are needed and cached (see the module docstring)."""
 
-    RENDER_BATCH = 64  # images per render call: small batches stay in the CPU's cache
+    RENDER_BATCH = 2000  # images per render call: the renderer draws them in small batches, on every core
 
     def __init__(self, split: str = "train", cache_dir: str | os.PathLike | None = None,
                  limit: int | None = None):

@@ -135,7 +135,8 @@ def torch_pixels(model, z: torch.Tensor) -> np.ndarray:
 def test_site_files(site):
     out = site / "explorer"
     assert sorted(p.name for p in (out / "models").glob("*.js")) == sorted(f"{n}.js" for n in ("vae", *BETAS))
-    for rel in ("tf.js", "LICENSE-tfjs.txt", "README.md", "explorer.js", "explorer.css", "faces.js"):
+    for rel in ("tf.js", "tf-wasm.js", "LICENSE-tfjs.txt", "README.md", "explorer.js", "explorer.css",
+                "faces.js"):
         assert (out / rel).stat().st_size > 0
     spec = json.loads((out / "models" / "vae.js").read_text().split("register(", 1)[1].rsplit(");", 1)[0])
     assert spec["sha256"] == checkpoints.manifest_entry("vae")["sha256"]     # made from the current checkpoint
@@ -184,6 +185,34 @@ def test_beta_explorer_switches_model(browser, site, test_faces):
     assert page["face"] is None and np.std(page["z"]) > 0.1
     assert np.abs(pixels(browser) - torch_pixels(beta16, torch.tensor(page["z"]))).max() <= TOLERANCE
     assert browser.errors() == []
+
+
+def backend(browser) -> str:
+    return browser.evaluate("document.querySelector('.vaebook-explorer').vaebookExplorer.backend")
+
+
+@pytest.mark.parametrize("query, expected", [("", "wasm"), ("?backend=cpu", "cpu")])
+def test_both_backends_decode_like_pytorch(browser, site, test_faces, query, expected):
+    """The page picks the WebAssembly backend; the CPU backend (its fallback) decodes alike."""
+    vae = checkpoints.load("vae")
+    browser.events.clear()
+    browser.open((site / "chapters" / "vae.html").as_uri() + query)
+    browser.evaluate("""(() => { const root = document.querySelector('.vaebook-explorer');
+        root.scrollIntoView(); return root.vaebookExplorer.ready; })()""")
+    assert backend(browser) == expected
+    z = encode_means(vae, test_faces[:1])[0].clone()
+    d = state(browser)["dims"][0]
+    z[d] = slide(browser, d, -1.5)
+    assert np.abs(pixels(browser) - torch_pixels(vae, z)).max() <= TOLERANCE
+    assert browser.errors() == []
+
+
+def test_without_webassembly_the_cpu_backend_decodes(browser, site):
+    page = site / "chapters" / "nowasm.html"
+    page.write_text("<!doctype html><html><head><meta charset='utf-8'><script>delete window.WebAssembly;"
+                    f"</script></head><body>{wx.explorer_html('beta4').data}</body></html>")
+    open_explorer(browser, page)
+    assert backend(browser) == "cpu" and state(browser)["model"] == "beta4"
 
 
 def test_an_amd_loader_on_the_page_changes_nothing(browser, site):

@@ -2,9 +2,9 @@
  *
  * Placed in a page by vaebook.webexport.explorer_html: a <div class="vaebook-explorer"
  * data-config="{models: [{name, label}], start, sliders}"> and a <script src> tag for this file.
- * The rest (tf.js: TensorFlow.js core + CPU backend; faces.js; models/NAME.js) is loaded when the
- * explorer comes near the viewport, so a reader who never scrolls to it downloads only this
- * file. Everything loads with <script> tags, never fetch(), so the page also works from disk.
+ * The rest (tf.js: TensorFlow.js core + CPU backend; tf-wasm.js: its WebAssembly backend;
+ * faces.js; models/NAME.js) is loaded when the explorer comes near the viewport, so a reader who
+ * never scrolls to it downloads only this file. Everything loads with <script> tags, never fetch(), so the page also works from disk.
  *
  * UI: the decoding of the current code z (drawn at the model's resolution into a canvas, shown
  * enlarged), the test face it came from, a row of test faces (click one: z = its posterior
@@ -15,7 +15,9 @@
  *
  * For tests and benchmarks the container carries its explorer as `.vaebookExplorer`: `ready`
  * (a promise, resolved once it is on screen and has drawn), `model` (its spec), `z` (Float32Array), `dims`, `face`, `times` (ms per decode),
- * `readyMs` (when the first image was drawn, ms after the page started loading).
+ * `readyMs` (when the first image was drawn, ms after the page started loading), `backend`
+ * ("wasm" or "cpu"). The page's URL may ask for one with `?backend=cpu` (or wasm): the benchmark
+ * times both.
  */
 (function () {
   "use strict";
@@ -80,6 +82,39 @@
   function loadLibrary() {
     library = library || (window.tf && window.tf.conv2dTranspose ? Promise.resolve() : script(BASE + "tf.js"));
     return library;
+  }
+
+  /* TensorFlow.js's WebAssembly backend, SIMD, one thread (threads need a cross-origin-isolated
+   * page, which a static host or a file:// page is not); the CPU backend when that fails. The
+   * backend would fetch() its .wasm, which file:// pages may not: tf-wasm.js carries the bytes
+   * in base64 and the platform's fetch is answered with them. */
+  const WASM_SIMD = "tfjs-backend-wasm-simd.wasm";
+  let backend = null;
+  function pickBackend() {
+    backend = backend || (async () => {
+      const wanted = new URLSearchParams(location.search).get("backend");
+      if (wanted !== "cpu") {
+        try {
+          await script(BASE + "tf-wasm.js");
+          tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", false);
+          if (await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT")) {
+            const binary = bytes(globalThis.vaebookWasmSimd).buffer, platform = tf.env().platform;
+            const fetch = platform.fetch.bind(platform);
+            platform.fetch = (path, init) => path === "vaebook:" + WASM_SIMD
+              ? Promise.resolve(new Response(binary, {headers: {"Content-Type": "application/wasm"}}))
+              : fetch(path, init);
+            tf.wasm.setWasmPaths(Object.fromEntries(["tfjs-backend-wasm.wasm", WASM_SIMD,
+              "tfjs-backend-wasm-threaded-simd.wasm"].map(n => [n, "vaebook:" + n])), true);
+            if (await tf.setBackend("wasm")) return "wasm";
+          }
+        } catch (error) {
+          console.warn("vaebook explorer: WebAssembly backend unavailable, using the CPU backend", error);
+        }
+      }
+      await tf.setBackend("cpu");
+      return "cpu";
+    })();
+    return backend;
   }
 
   let facesLoaded = null;
@@ -179,7 +214,7 @@
     async start() {
       this.status.textContent = "loading the decoder…";
       await loadLibrary();
-      await tf.setBackend("cpu");
+      this.backend = await pickBackend();
       await loadFaces();
       faces.png.forEach((uri, i) => {
         const button = el("button", {type: "button", class: "vx-face", title: "test face #" + faces.indices[i],

@@ -12,6 +12,7 @@ import torch
 import vaebook.store.checkpoints as ck
 from vaebook.store import records
 from vaebook.store import files as store
+from vaebook.store import places
 from vaebook.store.checkpoints import CheckpointError
 from vaebook.models import ModelConfig, build_model
 from vaebook.store.presets import make_presets
@@ -156,7 +157,7 @@ def test_save_refuses_a_preset_name_for_an_experiment(tmp_path, changes, named):
 def test_load_refuses_a_replaced_preset_and_says_how_to_restore(tmp_path, monkeypatch):
     """A beta1 overwritten by a quick experiment (as an older CLI did) is caught on loading, in
     the book's folder with the advice to restore it from git."""
-    monkeypatch.setattr(store, "DEFAULT_ROOT", tmp_path)  # this folder plays the book's
+    monkeypatch.setattr(places, "DEFAULT_ROOT", tmp_path)  # this folder plays the book's
     record = {**preset_record("beta1", beta=16.0, train_size=512), "name": "beta1",
               "model": PRESETS["beta1"].model.to_dict()}
     record["data"]["images"] = 512
@@ -177,7 +178,7 @@ def test_load_refuses_a_replaced_preset_and_says_how_to_restore(tmp_path, monkey
     (lambda r: r["model"].update(latent_dim=12), "model.latent_dim is 12, the preset's is 10"),
 ])
 def test_load_names_what_differs_from_the_preset(tmp_path, monkeypatch, change, named):
-    monkeypatch.setattr(store, "DEFAULT_ROOT", tmp_path)
+    monkeypatch.setattr(places, "DEFAULT_ROOT", tmp_path)
     record = {**preset_record("beta1"), "name": "beta1", "model": PRESETS["beta1"].model.to_dict()}
     record = json.loads(json.dumps(record))
     change(record)
@@ -212,9 +213,12 @@ def test_every_committed_record_is_its_presets():
 
 def test_missing_name_says_how_to_train_it(tmp_path):
     ck.save(trained_like(), "other", RECORD, root=tmp_path)
-    with pytest.raises(CheckpointError, match=r"python -m vaebook train nosuch --save") as e:
-        ck.load("nosuch", root=tmp_path)
+    with pytest.raises(CheckpointError, match=r"python -m vaebook train beta4 --save") as e:
+        ck.load("beta4", root=tmp_path)
     assert "other" in str(e.value)  # and lists what there is
+    with pytest.raises(CheckpointError) as e:  # a name that no command trains gets no command
+        ck.load("nosuch", root=tmp_path)
+    assert "train nosuch" not in str(e.value) and "'nosuch' is not one of the book's presets" in str(e.value)
 
 
 def test_missing_manifest_is_reported_as_such(tmp_path):
@@ -233,7 +237,7 @@ def test_corrupted_file_is_caught_by_its_sha256(tmp_path):
     ck.read_tensors(path)  # readable, so only the checksum can tell
     with pytest.raises(CheckpointError, match="sha256") as e:
         ck.load(NAME, root=tmp_path)
-    assert "corrupted" in str(e.value) and f"python -m vaebook train {NAME} --save" in str(e.value)
+    assert "corrupted" in str(e.value) and f"{NAME!r} is not one of the book's presets" in str(e.value)
 
 
 def test_truncated_file_is_caught(tmp_path):
@@ -248,7 +252,7 @@ def test_deleted_file_is_reported_missing(tmp_path):
     path.unlink()
     with pytest.raises(CheckpointError, match="missing") as e:
         ck.load(NAME, root=tmp_path)
-    assert f"python -m vaebook train {NAME} --save" in str(e.value)
+    assert "save it again with the code that made it" in str(e.value)
 
 
 def test_expect_a_different_config_is_an_error(tmp_path):
@@ -311,7 +315,7 @@ def test_a_deeply_nested_record_is_a_checkpoint_error(tmp_path):
 def test_damaged_manifest_is_a_clear_error_and_is_never_overwritten(tmp_path):
     ck.save(trained_like(), NAME, RECORD, root=tmp_path)
     (tmp_path / "manifest.json").write_text('{"tiny": {')
-    with pytest.raises(CheckpointError, match="not valid JSON.*retrain"):
+    with pytest.raises(CheckpointError, match="not valid JSON.*move .*manifest.json aside"):
         ck.load(NAME, root=tmp_path)
     with pytest.raises(CheckpointError, match="not valid JSON"):  # others' entries may be in it
         ck.save(trained_like(), "other", RECORD, root=tmp_path)
@@ -376,3 +380,58 @@ def test_half_precision_changes_test_metrics_by_under_one_percent(tmp_path):
     for measure in (metrics.reconstruction_mse, metrics.kl_per_dim):
         a, b = torch.as_tensor(measure(full, images)), torch.as_tensor(measure(half, images))
         assert torch.allclose(a, b, rtol=0.01, atol=1e-6), (measure.__name__, a, b)
+
+
+# --- issue 24: the manifest's copy of a record, reserved names, hints that work as printed ----------
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda e: e.update(about="edited by hand"), "about"),
+    (lambda e: e["train"].update(epochs=99), "train"),
+    (lambda e: e.pop("about"), "about"),
+])
+def test_a_manifest_entry_unlike_the_files_record_is_refused(tmp_path, edit, field):
+    """Readers such as the explorer's export and `evaluate` read the manifest's copy of a record:
+    a copy that differs from the record inside the weights file is refused at load."""
+    ck.save(trained_like(), NAME, RECORD, root=tmp_path)
+    ck.update_metrics(NAME, {"mse": 0.02}, root=tmp_path)  # metrics are the manifest's alone
+    assert ck.load(NAME, root=tmp_path).record["metrics"] == {"mse": 0.02}
+    manifest = store.read_manifest(tmp_path)
+    edit(manifest[NAME])
+    store.write_manifest(tmp_path, manifest)  # the weights file and its sha256 are unchanged
+    with pytest.raises(CheckpointError, match=f"differs from the record inside .* \\(in {field}\\)") as e:
+        ck.load(NAME, root=tmp_path)
+    assert "save it again" in str(e.value)
+
+
+@pytest.mark.parametrize("name", ["manifest", "Manifest", "MANIFEST"])
+def test_the_stores_own_names_are_reserved(tmp_path, name):
+    """A checkpoint named `manifest` wrote manifest.json as its side file and wiped the store."""
+    ck.save(trained_like(), NAME, RECORD, root=tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(CheckpointError, match=f"{name!r} cannot name a checkpoint: the store keeps"):
+        ck.save(trained_like(seed=1), name, RECORD, root=tmp_path)
+    with pytest.raises(CheckpointError, match="cannot name a checkpoint"):
+        store.commit(tmp_path, name, b"bytes", {})
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert ck.load(NAME, root=tmp_path)
+
+
+def test_names_that_differ_only_in_case_are_refused(tmp_path):
+    """On a case-insensitive disk Tiny.json is tiny.json: one would overwrite the other's."""
+    ck.save(trained_like(), NAME, RECORD, root=tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(CheckpointError, match="'Tiny' differs from the checkpoint 'tiny' only in case"):
+        ck.save(trained_like(seed=1), "Tiny", RECORD, root=tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    ck.save(trained_like(seed=1), NAME, RECORD, root=tmp_path)  # the same name is replaced as before
+
+
+def test_restore_hints_print_commands_that_work(tmp_path, monkeypatch):
+    """No literal `train NAME --save`, and no train command for a name that is not a preset."""
+    hints = [places.restore_hint(tmp_path), places.restore_hint(tmp_path, "tiny"),
+             places.restore_hint(tmp_path, "beta4")]
+    assert not any("NAME" in h for h in hints) and "train tiny" not in hints[1]
+    assert hints[2] == f"retrain it with `VAEBOOK_CHECKPOINTS={tmp_path} python -m vaebook train beta4 --save`"
+    monkeypatch.setattr(places, "DEFAULT_ROOT", tmp_path)
+    assert places.restore_hint(tmp_path) == "restore the book's checkpoints with `git checkout checkpoints/`"
+    assert places.restore_hint(tmp_path, "beta4").endswith("(or retrain with `python -m vaebook train beta4 --save`)")

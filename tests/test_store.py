@@ -4,6 +4,7 @@ Kills are real: a forked child (or a fresh interpreter that imports only vaebook
 starts in milliseconds) is stopped with os._exit or SIGKILL, so no cleanup handler runs."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -128,7 +129,10 @@ def test_kill_9_during_saves_never_breaks_the_store(tmp_path):
     ck.save(models[0], "tiny", RECORD, root=folder)
     rng, start, kills, seen, current = random.Random(0), time.monotonic(), 0, [0, 0], 0
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    while kills < 40 and time.monotonic() - start < 20:
+    # at least 10 kills however slow the machine, up to 40 while it is under 20 s; the
+    # deadline only stops a hung loop and is not what the test measures
+    while kills < 10 or (kills < 40 and time.monotonic() - start < 20):
+        assert time.monotonic() - start < 900, f"only {kills} kills in 15 minutes: a writer hangs"
         child = subprocess.Popen([sys.executable, "-c", CHILD, str(folder), *map(str, files[0::2]),
                                   *map(str, files[1::2]), str(1 - current)], stdout=subprocess.PIPE, env=env)
         assert child.stdout.readline() == b"ready\n"
@@ -142,7 +146,7 @@ def test_kill_9_during_saves_never_breaks_the_store(tmp_path):
     elapsed = time.monotonic() - start
     print(f"\n{kills} kills in {elapsed:.1f} s; the store loaded after every one, "
           f"{seen[0]} times the first model, {seen[1]} times the second")
-    assert kills >= 10 and elapsed < 30
+    assert kills >= 10
     ck.save(model(3), "third", RECORD, root=folder)
     assert_tidy(folder)
 
@@ -233,3 +237,23 @@ def test_a_reader_racing_a_writer_reads_again(tmp_path, monkeypatch):
 
     monkeypatch.setattr(store, "manifest_entry", entry_then_replace)
     assert loaded_is(tmp_path, model(1))
+
+
+def test_a_full_disk_names_the_file_and_leaves_the_store_whole(tmp_path, monkeypatch):
+    """Fault-injected ENOSPC while a save flushes its weights: a message with the path (not a
+    bare `[Errno 28]`), no temporary file, and the old checkpoint still loads."""
+    ck.save(model(0), "tiny", RECORD, root=tmp_path)
+    real = os.fsync
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(store.DiskFullError) as e:
+        ck.save(model(1), "tiny", RECORD, root=tmp_path)
+    monkeypatch.setattr(os, "fsync", real)
+    message = str(e.value)
+    assert message.startswith(f"no space left on the disk of {tmp_path} to write tiny-")
+    assert "MB); free some space there" in message and "Errno" not in message
+    assert isinstance(e.value, OSError) and e.value.errno == errno.ENOSPC
+    assert loaded_is(tmp_path, model(0))
+    assert_tidy(tmp_path)

@@ -80,6 +80,12 @@ def load(name: str, *, root=None, device="cpu", expect: ModelConfig | None = Non
     path = folder / entry["file"]
     tensors, record = deserialise(data, path)
     config = check_record(name, record, folder, dataset)
+    differing = entry_differences(entry, record)
+    if differing:
+        raise CheckpointError(
+            f"the entry of {name!r} in {folder / MANIFEST} differs from the record inside {entry['file']} "
+            f"(in {', '.join(differing)}): the manifest was changed by hand or by another program; "
+            f"{files.restore_hint(folder, name)}")
     if expect is not None and expect != config:
         raise CheckpointError(f"checkpoint {name!r} was trained with {config}, but the book expects "
                               f"{expect}; {files.restore_hint(folder, name)}")
@@ -93,6 +99,18 @@ def load(name: str, *, root=None, device="cpu", expect: ModelConfig | None = Non
     # metrics are measured after saving (update_metrics): the manifest has the current ones
     model.record = {**record, **{k: entry[k] for k in ("sha256", "bytes", "metrics") if k in entry}}
     return model.to(device).eval()
+
+
+ENTRY_ONLY = ("file", "sha256", "bytes", "metrics")  # what the manifest adds to a file's record
+
+
+def entry_differences(entry: dict, record: dict) -> list[str]:
+    """The fields in which a manifest entry differs from the record inside its weights file
+    (readers such as the explorer's export and `evaluate` read the entry, so they must agree).
+    Metrics are the manifest's alone: they are measured after saving."""
+    missing = object()
+    keys = sorted((set(entry) | set(record)) - set(ENTRY_ONLY))
+    return [k for k in keys if entry.get(k, missing) != record.get(k, missing)]
 
 
 def update_metrics(name: str, metrics: dict, *, root=None) -> None:

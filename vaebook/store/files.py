@@ -19,6 +19,7 @@ needs no torch, so a test can kill a writer process that starts in milliseconds.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -27,14 +28,14 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from .places import (DEFAULT_ROOT, MANIFEST, NAME, CheckpointError, is_book_folder,  # noqa: F401
+                     megabytes, name_problem, restore_hint, root_dir)
+
 try:
     import fcntl
 except ImportError:  # Windows: no flock; writers are then not serialised
     fcntl = None
 
-DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "checkpoints"
-MANIFEST = "manifest.json"
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # a file name stem: no path, no hidden file
 HASHED_WEIGHTS = re.compile(r"-[0-9a-f]{16}\.safetensors$")  # only the store makes these names
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -42,18 +43,11 @@ SHA256 = re.compile(r"^[0-9a-f]{64}$")
 fault_hook = None
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, damaged or does not match the model the book expects."""
+class DiskFullError(OSError):
+    """A write ran out of disk space; the message names the file, its folder and its size."""
 
-
-def root_dir(root=None) -> Path:
-    """The checkpoint folder: `root`, else $VAEBOOK_CHECKPOINTS, else the repo's checkpoints/."""
-    return Path(root or os.environ.get("VAEBOOK_CHECKPOINTS") or DEFAULT_ROOT)
-
-
-def is_book_folder(folder: Path) -> bool:
-    """Whether `folder` is the book's own checkpoints/ (committed to git, faces models only)."""
-    return folder.resolve() == DEFAULT_ROOT.resolve()
+    def __str__(self) -> str:
+        return self.strerror
 
 
 def _reached(step: str) -> None:
@@ -103,8 +97,12 @@ def atomic_write_bytes(path, data: bytes, step: str = "file") -> None:
             os.fsync(f.fileno())
         _reached(f"{step}: written")
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFullError(e.errno, f"no space left on the disk of {path.parent} to write "
+                                f"{path.name} ({megabytes(len(data))}); free some space there "
+                                "and try again") from None
         raise
     fsync_dir(path.parent)
     _reached(f"{step}: renamed")
@@ -176,10 +174,11 @@ def manifest_entry(folder: Path, name: str) -> dict:
     """The manifest's entry for `name`, checked, or a CheckpointError that says what to do."""
     manifest = read_manifest(folder, required=True)
     if name not in manifest:
+        from .presets import make_presets
         known = ", ".join(sorted(manifest)) or "none"
-        raise CheckpointError(
-            f"no checkpoint named {name!r} in {folder / MANIFEST} (it has: {known}); train it with "
-            f"`python -m vaebook train {name} --save`")
+        todo = (f"train it with `python -m vaebook train {name} --save`" if name in make_presets()
+                else f"{name!r} is not one of the book's presets either (`python -m vaebook list` shows them)")
+        raise CheckpointError(f"no checkpoint named {name!r} in {folder / MANIFEST} (it has: {known}); {todo}")
     problem = entry_problem(manifest[name])
     if problem:
         raise CheckpointError(f"the entry {name!r} in {folder / MANIFEST} is malformed: {problem}; "
@@ -210,23 +209,19 @@ def read_blob(folder: Path, name: str) -> tuple[bytes, dict]:
         f"{restore_hint(folder, name)}")
 
 
-def restore_hint(folder: Path, name: str | None = None) -> str:
-    """How to get a good checkpoint back: git for the book's own folder, else retraining."""
-    retrain = f"`python -m vaebook train {name or 'NAME'} --save`"
-    if is_book_folder(folder):
-        return f"restore the book's checkpoints with `git checkout checkpoints/` (or retrain with {retrain})"
-    return f"retrain with {retrain} (VAEBOOK_CHECKPOINTS={folder})"
-
-
 # --- writing ------------------------------------------------------------------------------------
 
 def commit(folder: Path, name: str, blob: bytes, entry: dict) -> dict:
     """Store `blob` (safetensors bytes) as checkpoint `name` with manifest `entry`; the
     manifest's replacement is the commit. Returns the stored entry."""
-    if not NAME.match(name):
-        raise CheckpointError(f"{name!r} cannot name a checkpoint: use letters, digits, '.', '_', '-'")
+    problem = name_problem(name)
+    if problem:
+        raise CheckpointError(problem)
     with locked(folder):
         manifest = read_manifest(folder)  # a damaged manifest stops here: others' entries are in it
+        problem = name_problem(name, manifest)
+        if problem:
+            raise CheckpointError(problem)
         clean(folder, manifest)
         digest = sha256_bytes(blob)
         file = weights_name(name, digest)

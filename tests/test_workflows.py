@@ -70,5 +70,6 @@ def test_publishing_workflow_renders_the_book_as_make_does():
     install = [i for i, s in enumerate(steps) if s.get("run", "").strip() == "make install"]
     assert install and install[0] < uses.index("quarto-dev/quarto-actions/publish")
     assert flow["permissions"]["contents"] == "write"
+    assert flow["concurrency"]["cancel-in-progress"] is False     # a cancelled publish is half a site
     makefile = (ROOT / "Makefile").read_text()
     assert "\ninstall: $(STAMP)" in makefile

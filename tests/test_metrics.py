@@ -390,3 +390,22 @@ def test_mig_skips_constant_factors():
     f = np.concatenate([f, np.zeros((len(f), 1))], axis=1)
     score, gaps, _ = M.mig(f[:, :3], f, levels + (2,))
     assert np.isnan(gaps[3]) and score == pytest.approx(np.mean(gaps[:3]))
+
+
+def test_principal_directions_are_the_exact_pca_and_the_best_linear_autoencoder():
+    g = torch.Generator().manual_seed(3)
+    images = torch.randn(40, 2, 5, 6, generator=g, dtype=torch.float64)
+    images[:, 0] *= 3.0                                          # unequal variances
+    mean, w = M.principal_directions(images, k=7)
+    flat = images.reshape(40, -1)
+    assert torch.allclose(mean, flat.mean(0))
+    assert torch.allclose(w @ w.T, torch.eye(7, dtype=w.dtype), atol=1e-10)
+    _, s, vt = torch.linalg.svd(flat - mean, full_matrices=False)
+    assert torch.allclose(w.T @ w, vt[:7].T @ vt[:7], atol=1e-10)   # the same subspace as the SVD
+    residual = flat - mean - (flat - mean) @ w.T @ w
+    assert torch.isclose(residual.pow(2).sum(), s[7:].pow(2).sum())  # Eckart-Young: the optimum
+    q, _ = torch.linalg.qr(torch.randn(60, 7, generator=g, dtype=torch.float64))
+    other = flat - mean - (flat - mean) @ q @ q.T                    # any other 7-dim projection
+    assert other.pow(2).sum() > residual.pow(2).sum()
+    with pytest.raises(ValueError):
+        M.principal_directions(images, k=41)

@@ -43,7 +43,7 @@ from ..losses import kl_per_dimension
 __all__ = [  # this module's own functions, then those it gathers from its companions
     "fit_gaussian", "feature_stats", "reconstruction_mse", "kl_per_dim", "latent_activity", "count_active", "active_units",
     "oracle_features", "one_thread", "frechet_from_stats", "frechet_distance", "readout_scores", "factor_readout",
-    "ReadoutRow", "readout_loss",
+    "ReadoutRow", "readout_loss", "principal_directions",
     "Surgery", "elbo_surgery", "log_aggregate_density", "log_density_matrix",
     "batched", "decode", "encode_means", "encode_posteriors", "evaluating", "mean_code", "posterior_sample",
     "FactorVAEScore", "Interventions", "discretize", "encode_interventions", "entropy_discrete",
@@ -75,6 +75,22 @@ def reconstruction_mse(model, images: torch.Tensor, batch_size: int = 500) -> fl
     def sse(x):
         return ((model.decode(mean_code(model, x)) - x).double() ** 2).sum().reshape(1)
     return float(batched(model, sse, images, batch_size).sum() / images.numel())
+
+
+def principal_directions(images: torch.Tensor, k: int):
+    """Exact PCA of images (N, ...): their mean (D,) and first k principal directions (k, D),
+    orthonormal rows. The best linear autoencoder through k numbers on these images (Baldi &
+    Hornik 1989) encodes h = W (x - mean) and decodes mean + Wᵀ h. Computed from the N × N Gram
+    matrix of the centred images, which for N < D is far cheaper than the D × D covariance;
+    unlike a randomised SVD it gives the optimum itself, not an approximation to it."""
+    flat = images.reshape(len(images), -1)
+    mean = flat.mean(dim=0)
+    centred = flat - mean
+    values, vectors = torch.linalg.eigh(centred @ centred.T)        # ascending eigenvalues
+    if k > len(values):
+        raise ValueError(f"{k} principal directions of {len(values)} images")
+    top, u = values.flip(0)[:k], vectors.flip(1)[:, :k]
+    return mean, (centred.T @ u / top.sqrt()).T                     # v_j = Xᵀ u_j / s_j
 
 
 # ------------------------------------------------------------------------------ latent activity

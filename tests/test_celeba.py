@@ -268,3 +268,33 @@ def test_check_images_of_a_limited_split_checks_only_the_kept_images(tmp_path):
         check_images(load_dataset("celeba", "train", root=root, limit=6))
     with pytest.raises(CelebAImageError, match=filename(10)):
         check_images(load_dataset("celeba", "train", root=root))
+
+
+# --- issue 24, defect 7: a damaged partition file is named with its line and the fix ---------------
+
+@pytest.mark.parametrize("layout, partition", [("torchvision", "celeba/list_eval_partition.txt"),
+                                               ("kaggle", "list_eval_partition.csv")])
+@pytest.mark.parametrize("bad", ["code", "line"])
+def test_a_bad_partition_line_is_named_with_its_file_and_line(tmp_path, layout, partition, bad):
+    root = make_celeba_fixture(tmp_path, layout, N)
+    path = root / partition
+    lines = path.read_text().splitlines()
+    row = 4 if layout == "torchvision" else 5  # the 5th image; the csv has a header line
+    sep = " " if layout == "torchvision" else ","
+    lines[row - 1] = f"{filename(4)}{sep}x" if bad == "code" else f"{filename(4)}{sep}0{sep}1"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError) as e:
+        CelebA(root)
+    message = str(e.value)
+    assert message.startswith(f"{path}, line {row}: ") and filename(4) in message
+    assert "0 train, 1 valid, 2 test" in message and "extract it again" in message
+    assert "invalid literal" not in message and "unpack" not in message
+
+
+def test_an_empty_split_is_named_with_its_partition_file(tmp_path):
+    root = make_celeba_fixture(tmp_path, "kaggle", N)
+    path = root / "list_eval_partition.csv"
+    path.write_text(path.read_text().replace(",0\n", ",1\n"))  # nothing left in train
+    with pytest.raises(ValueError, match=f"{path} puts no image in the train split .code 0.; "):
+        CelebA(root, "train")
+    assert len(CelebA(root, "valid")) == 9  # the other splits still load

@@ -3,13 +3,16 @@ go to temporary folders (VAEBOOK_CHECKPOINTS), never the repo's checkpoints/."""
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import re
 from pathlib import Path
 
 import pytest
 import torch
 
+import vaebook.models
 import vaebook.store.presets
 from vaebook.data import faces
 import vaebook.cli.retrain as retrain
@@ -243,3 +246,123 @@ def test_a_diverging_run_exits_1_with_its_message(tiny, capsys, monkeypatch):
     monkeypatch.setattr(retrain, "fit", diverges)
     code, err = fails(["train", "tiny", "--quiet"], capsys)
     assert code == 1 and "loss became nan at step 3" in err
+
+
+# --- issue 24: nothing lost, even by mistake; messages that say what to do ----------------------------
+
+def a_store(folder: Path) -> dict:
+    """A checkpoint store holding one model (not a preset: only its form is checked)."""
+    checkpoints.save(vaebook.models.build_model(TINY.model, seed=0), "other", {"about": "x"}, root=folder)
+    return store_bytes(folder)
+
+
+@pytest.mark.parametrize("how", ["--out", "VAEBOOK_RUNS", "inside", "another store"])
+def test_a_run_folder_in_a_store_is_refused_before_anything_is_written(tiny, folders, capsys,
+                                                                       monkeypatch, how):
+    """Defect 1: `train NAME --out checkpoints --fresh` deleted the committed checkpoint."""
+    store = folders / "checkpoints"
+    before = a_store(store)
+    monkeypatch.setattr(retrain, "load_dataset", lambda *a, **k: pytest.fail("data loaded"))
+    argv = ["train", "tiny", "--fresh"]
+    if how == "--out":
+        argv += ["--out", str(store)]
+    elif how == "VAEBOOK_RUNS":
+        monkeypatch.setenv("VAEBOOK_RUNS", str(store))
+    elif how == "inside":
+        argv += ["--out", str(store / "runs")]
+    else:  # a store of the reader's own, not the one VAEBOOK_CHECKPOINTS names
+        a_store(folders / "mine")
+        argv += ["--out", str(folders / "mine")]
+    code, err = fails(argv, capsys)
+    assert code == 2 and "the checkpoint store" in err and "name another folder with --out" in err
+    assert store_bytes(store) == before and not (store / "runs").exists()
+
+
+def test_the_books_own_folder_is_never_a_run_folder(tiny, capsys, monkeypatch):
+    monkeypatch.setattr(retrain, "load_dataset", lambda *a, **k: pytest.fail("data loaded"))
+    code, err = fails(["train", "tiny", "--fresh", "--out", str(REPO / "checkpoints")], capsys)
+    assert code == 2 and f"the run folder {REPO / 'checkpoints'} is the checkpoint store" in err
+
+
+@pytest.mark.parametrize("problem", ["a file", "a damaged manifest", "a parent that is a file"])
+def test_save_checks_its_destination_before_any_data_is_loaded(tiny, folders, capsys, monkeypatch, problem):
+    """Defect 5: --save found a bad checkpoint folder only after training."""
+    store = folders / "checkpoints"
+    if problem == "a file":
+        store.write_text("not a folder")
+        said = f"--save cannot store into {store}: {store} is a file, not a folder"
+    elif problem == "a damaged manifest":
+        store.mkdir()
+        (store / "manifest.json").write_text('{"tiny": {')
+        said = "manifest.json is not valid JSON"
+    else:
+        (folders / "file").write_text("")
+        monkeypatch.setenv("VAEBOOK_CHECKPOINTS", str(folders / "file" / "checkpoints"))
+        said = f"{folders / 'file'} is a file, so {folders / 'file' / 'checkpoints'} cannot be made"
+    monkeypatch.setattr(retrain, "load_dataset", lambda *a, **k: pytest.fail("data loaded"))
+    code, err = fails(["train", "tiny", "--save"], capsys)
+    assert code == 2 and said in err, err
+
+
+def test_evaluate_checks_names_and_entries_before_loading_data(folders, capsys, monkeypatch):
+    """Defect 6: `error: 'nosuch'` after loading the test data; `error: 'model'`."""
+    from vaebook.metrics import evaluate
+    monkeypatch.setattr(evaluate, "test_set", lambda *a, **k: pytest.fail("data loaded"))
+    store = folders / "checkpoints"
+    a_store(store)
+    code, err = fails(["evaluate", "other"], capsys)
+    assert code == 2 and "has no 'oracle', which every measurement needs" in err
+    manifest = json.loads((store / "manifest.json").read_text())
+    manifest["oracle"] = manifest["other"]
+    manifest["broken"] = {k: v for k, v in manifest["other"].items() if k != "model"}
+    (store / "manifest.json").write_text(json.dumps(manifest))
+    code, err = fails(["evaluate", "nosuch", "other"], capsys)
+    assert code == 2 and "no checkpoint named 'nosuch'" in err and "it has: broken, oracle, other" in err
+    code, err = fails(["evaluate", "broken"], capsys)
+    assert code == 2 and "the entry 'broken'" in err and "has no valid 'model' field" in err
+
+
+def test_an_experiment_says_its_own_values(tiny, capsys):
+    """Defect 10: the start-up line showed the preset's description (its β), not the β given."""
+    main(["train", "tiny", "--beta", "16", "--epochs", "1", "--quiet"])
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("training tiny-epochs1-beta16, an experiment: tiny with --epochs 1 "
+                            "(the preset's: 2), --beta 16 (the preset's: 1); ")
+    assert TINY.about not in first
+
+
+def test_a_beta_that_overflows_names_beta_not_sigma(tiny, capsys):
+    code, err = fails(["train", "tiny", "--beta", "1e308", "--epochs", "1", "--quiet"], capsys)
+    assert code == 1 and "with --beta 1e+308; try a smaller --beta (the preset's is 1)" in err
+    assert "sigma" not in err and " lr " not in err
+
+
+def test_fewer_images_than_one_batch_is_said_in_the_command_lines_terms(tmp_path, capsys, monkeypatch):
+    from celeba_fixture import make_celeba_fixture
+    root = make_celeba_fixture(tmp_path / "celeba", "torchvision", 12)
+    monkeypatch.setattr(retrain, "fit", lambda *a, **k: pytest.fail("training started"))
+    code, err = fails(["train", "vae", "--dataset", "celeba", "--root", str(root)], capsys)
+    assert code == 2 and "training split has 6 images, fewer than one batch of 128" in err
+    assert "list_eval_partition.txt against the archive" in err and "batch_size" not in err
+
+
+def test_a_cache_that_is_a_file_is_refused_up_front(tiny, tmp_path, capsys, monkeypatch):
+    (tmp_path / "cache").write_text("")
+    monkeypatch.setenv("VAEBOOK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(retrain, "load_dataset", lambda *a, **k: pytest.fail("data loaded"))
+    code, err = fails(["train", "tiny"], capsys)
+    assert code == 2 and f"the faces cache {tmp_path / 'cache'} is a file" in err and "Errno" not in err
+
+
+def test_a_full_disk_names_the_run_file(tiny, folders, capsys, monkeypatch):
+    """Fault-injected: ENOSPC when the run file is flushed after the first epoch."""
+    real = os.fsync
+
+    def full_under_runs(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").startswith(str(folders / "runs")):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd)
+    monkeypatch.setattr(os, "fsync", full_under_runs)
+    code, err = fails(["train", "tiny", "--quiet"], capsys)
+    assert code == 1 and f"no space left on the disk of {folders / 'runs'} to write tiny.safetensors" in err
+    assert "Errno" not in err and not list((folders / "runs").iterdir())

@@ -18,18 +18,19 @@ import datetime
 import json
 import os
 import platform
+import re
 import time
 from pathlib import Path
 
 import torch
 
-from ..store import checkpoints, files
+from ..store import checkpoints, files, places
 from ..store.runs import RunFile
 from ..store.tensorfile import read_tensors
 from ..data.loading import FactorTargets, check_images, default_dataset, load_dataset
 from ..models import build_model, count_parameters
 from ..store.presets import make_presets
-from ..train.loop import fit, pick_device
+from ..train.loop import NonFiniteLossError, fit, pick_device
 
 VALID_IMAGES = 2000  # validation images after each epoch (as the book's checkpoints were made)
 TRAIN_OPTIONS = ("epochs", "train_size", "sigma", "beta")
@@ -74,6 +75,9 @@ def plan(args) -> Plan:
         raise UsageError(f"{args.name!r} learns the ground-truth factors that only faces has; "
                          "train it without --dataset (or with --dataset faces)")
     device = check_device(args.device)
+    if dataset == "faces":
+        from ..data.faces import check_cache_dir, default_cache_dir
+        check_cache_dir(default_cache_dir())
     return Plan(args.name, preset, cfg, overrides, dataset, args.root, device,
                 run_file(args, overrides, dataset), save_target(args, overrides, dataset))
 
@@ -102,6 +106,11 @@ def run_file(args, overrides: dict, dataset: str) -> Path:
     folder = Path(args.out or os.environ.get("VAEBOOK_RUNS") or "runs")
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"--out {folder} is a file, not a folder; name a folder for the run files")
+    store = places.store_holding(folder, [files.root_dir()])
+    if store is not None:  # its clean-up would delete run files, and --fresh a checkpoint
+        where = "is" if store == folder.resolve() else "is inside"
+        raise UsageError(f"the run folder {folder} {where} the checkpoint store {store}, which only "
+                         "`--save` may write to; name another folder with --out (or VAEBOOK_RUNS)")
     parts = [args.name] + ([dataset] if dataset != "faces" else [])
     parts += [f"{k.replace('_', '')}{v:g}" for k, v in overrides.items()]
     return folder / f"{'-'.join(parts)}.safetensors"
@@ -119,6 +128,13 @@ def save_target(args, overrides: dict, dataset: str) -> Path | None:
     if dataset != "faces" and files.is_book_folder(folder):
         raise UsageError(f"the book's checkpoints/ holds the faces models, so a {dataset} model cannot "
                          "be saved there; set VAEBOOK_CHECKPOINTS to a folder of your own")
+    problem = places.writable_problem(folder)  # found now, not after hours of training
+    if problem:
+        raise UsageError(f"--save cannot store into {folder}: {problem}; set VAEBOOK_CHECKPOINTS "
+                         "to a folder you can write to")
+    problem = places.name_problem(args.name, checkpoints.read_manifest(folder))  # a damaged one stops here
+    if problem:
+        raise UsageError(f"--save cannot store into {folder}: {problem}")
     return folder
 
 
@@ -151,13 +167,22 @@ def train(args) -> None:
             print(f"checking the {len(train_data) + len(valid_data):,} {p.dataset} images first ...", flush=True)
         check_images(train_data)
         check_images(valid_data)
+    if len(train_data) < p.cfg.batch_size:
+        partition = getattr(getattr(train_data, "layout", None), "partition_file", None)
+        raise UsageError(f"the {p.dataset} training split has {len(train_data)} images, fewer than one "
+                         f"batch of {p.cfg.batch_size}, so there is nothing to train on; "
+                         + (f"check {partition} against the archive's copy" if partition else
+                            "train on a dataset with more images"))
     model = build_model(p.preset.model, seed=p.cfg.seed)
-    print(f"training {p.name}: {p.preset.about}; {count_parameters(model):,} parameters, "
+    print(f"training {what_is_trained(p)}; {count_parameters(model):,} parameters, "
           f"{len(train_data):,} images, {p.cfg.epochs} epochs on {hardware(p.device)}", flush=True)
     p.run_file.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    history = fit(model, train_data, valid_data, p.cfg, device=p.device, run_file=RunFile(p.run_file),
-                  progress=not args.quiet, data={"dataset": p.dataset, "images": len(train_data)})
+    try:
+        history = fit(model, train_data, valid_data, p.cfg, device=p.device, run_file=RunFile(p.run_file),
+                      progress=not args.quiet, data={"dataset": p.dataset, "images": len(train_data)})
+    except NonFiniteLossError as e:
+        raise NonFiniteLossError(diverged(p, e)) from None
     print(f"finished: {len(history.epochs)} epochs, last {history.epochs[-1]}" if args.quiet
           else f"finished: {len(history.epochs)} epochs", flush=True)
     if p.save_to is None:
@@ -165,6 +190,28 @@ def train(args) -> None:
               f"; `python -m vaebook train {p.name} --save` makes it the book's {p.name}"))
         return
     save(model.cpu(), p, history.epochs, time.perf_counter() - start, len(train_data))
+
+
+def what_is_trained(p: Plan) -> str:
+    """The preset and what it is about; for an experiment, the values given instead of the
+    preset's (whose description names the preset's β and σ, not the experiment's)."""
+    if not p.overrides:
+        return f"{p.name}: {p.preset.about}"
+    own = {k: getattr(p.preset.train, k) for k in p.overrides}
+    given = ", ".join(f"--{k.replace('_', '-')} {v:g} (the preset's: {'all' if own[k] is None else f'{own[k]:g}'})"
+                      for k, v in p.overrides.items())
+    return f"{p.run_file.stem}, an experiment: {p.name} with {given}"
+
+
+def diverged(p: Plan, error: NonFiniteLossError) -> str:
+    """The training loop's report of a NaN/inf, with advice in the command line's own options."""
+    what = re.split(r"[:;]", str(error))[0]
+    kept = "the run file keeps the last finished epoch"
+    for key, advice in (("beta", "a smaller"), ("sigma", "a larger")):
+        if key in p.overrides:
+            return (f"{what} with --{key} {p.overrides[key]:g}; try {advice} --{key} (the preset's is "
+                    f"{getattr(p.preset.train, key):g}); {kept}")
+    return f"{what}; run the same command with --fresh, and report it if it happens again; {kept}"
 
 
 def save(model, p: Plan, epochs: list, session: float, images: int) -> None:

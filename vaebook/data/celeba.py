@@ -153,13 +153,23 @@ def _read_attr_file(path: Path) -> tuple[list[str], np.ndarray]:
 
 
 def _read_partition_file(path: Path) -> dict[str, int]:
-    """Map filename -> partition code (0 train, 1 valid, 2 test) from a .txt or .csv file."""
+    """Map filename -> partition code (0 train, 1 valid, 2 test) from a .txt or .csv file; a
+    line that is not a file name and one of those codes is named with its number."""
     if path.suffix == ".csv":
         with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = [r for r in csv.reader(f) if r][1:]  # skip "image_id,partition"
+            reader = csv.reader(f)
+            rows = [(reader.line_num, r) for r in reader if r][1:]  # skip "image_id,partition"
     else:
-        rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
-    return {name: int(code) for name, code in rows}
+        rows = [(n, line.split()) for n, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
+    partition = {}
+    for n, row in rows:
+        if len(row) != 2 or row[1].strip() not in ("0", "1", "2"):
+            shown = " ".join(row)[:60]
+            raise ValueError(f"{path}, line {n}: {shown!r} is not an image name and a partition code "
+                             "(0 train, 1 valid, 2 test); the file looks damaged: extract it again "
+                             "from the CelebA archive")
+        partition[row[0]] = int(row[1])
+    return partition
 
 
 def _check_same_files(layout: Layout, files: list[str], partition: dict[str, int]) -> None:
@@ -208,6 +218,10 @@ class CelebA(torch.utils.data.Dataset):
         _check_same_files(self.layout, files, partition)
         keep = [i for i, f in enumerate(files)
                 if SPLITS[split] is None or partition[f] == SPLITS[split]]
+        if not keep:
+            raise ValueError(f"{self.layout.partition_file} puts no image in the {split} split (code "
+                             f"{SPLITS[split]}); the file looks damaged: extract it again from the "
+                             "CelebA archive")
         self.filenames = [files[i] for i in keep]
         self.attrs = torch.from_numpy(values[keep]).float()
 

@@ -29,7 +29,8 @@ import time
 
 import torch
 
-from ..store import checkpoints
+from ..models import ModelConfig
+from ..store import checkpoints, files
 from . import measures as metrics
 from ..data.loading import load_dataset, stack_images
 from .likelihood import bounds, elbo_optimal_sigma, importance_samples, log_px_given_z
@@ -127,14 +128,43 @@ def measure(name: str, model, oracle, images, factors, levels, valid=None, rende
     return {k: float(f"{float(v):.7g}") for k, v in out.items()}
 
 
+def checked_names(names=None) -> dict[str, str]:
+    """{name: model kind} of the checkpoints to measure (default: all, the oracle last), each
+    checked in the manifest before any data is loaded: unknown names are listed with the names
+    that exist, and an entry without its weights file or model config is named."""
+    folder = files.root_dir()
+    manifest = files.read_manifest(folder, required=True)
+    where = folder / files.MANIFEST
+    unknown = [n for n in names or [] if n not in manifest]
+    if unknown:
+        raise files.CheckpointError(f"no checkpoint named {', '.join(map(repr, unknown))} in {where}; "
+                                    f"it has: {', '.join(sorted(manifest)) or 'none'}")
+    if "oracle" not in manifest:
+        raise files.CheckpointError(f"{where} has no 'oracle', which every measurement needs; train it "
+                                    "with `python -m vaebook train oracle --save`")
+    names = names or [n for n in manifest if n != "oracle"] + ["oracle"]
+    kinds = {}
+    for name in dict.fromkeys([*names, "oracle"]):
+        entry = manifest[name]
+        problem = files.entry_problem(entry)
+        try:
+            kinds[name] = ModelConfig.from_dict(entry["model"]).kind if not problem else None
+        except (KeyError, TypeError, ValueError) as e:
+            problem = f"it has no valid 'model' field ({type(e).__name__}: {str(e)[:60]})"
+        if problem:
+            raise files.CheckpointError(f"the entry {name!r} in {where} is malformed: {problem}; "
+                                        f"{files.restore_hint(folder, name)}")
+    return {n: kinds[n] for n in names}
+
+
 def evaluate_all(names=None, update: bool = False, limit: int | None = None) -> dict[str, dict]:
     """Measure each cached checkpoint (all of them by default); print the tables and the time per model."""
-    manifest = checkpoints.read_manifest()
-    names = names or [n for n in manifest if n != "oracle"] + (["oracle"] if "oracle" in manifest else [])
+    kinds = checked_names(names)
+    names = list(kinds)
     oracle = checkpoints.load("oracle")
     levels = oracle.config.factor_levels
     images, factors, _ = test_set(limit)
-    any_vae = any(manifest[n]["model"]["kind"] == "vae" for n in names)
+    any_vae = "vae" in kinds.values()
     valid, rendered = (validation_images(), interventions()) if any_vae else (None, None)
     half = min(N_FD, len(images) // 2)
     data_fd = metrics.frechet_distance(metrics.oracle_features(oracle, images[:half]),

@@ -20,7 +20,8 @@ install: $(STAMP)  ## create .venv with the pinned environment (CI and the Pages
 book: $(STAMP)  ## execute every chapter and build the site into _book/ (Quarto, else the fallback)
 	$(PY) tools/book.py build
 
-test: $(STAMP) notebooks-check unit nbval  ## all tests: unit suite and every notebook under nbval
+test: $(STAMP) notebooks-check unit nbval  ## all tests: unit suite, every notebook under nbval, the exercises
+	$(PY) -m vaebook exercises --check
 
 unit: $(STAMP)
 	$(PY) -m pytest -q tests

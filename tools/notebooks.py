@@ -2,11 +2,15 @@
 
 A chapter's notebook is its .qmd read by jupytext: the same cells, no outputs, and stable cell
 ids (a cell's `label`, else a hash of its source), so that regenerating it changes nothing.
+The one difference: the exercises' solutions (`::: {.callout-tip collapse="true"
+title="Solution"}` blocks, with their hidden `require` checks) stay in the book, so the reader
+of the notebook gets each exercise's stub cell followed by its check cell.
 """
 from __future__ import annotations
 
 import hashlib
 import itertools
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -18,6 +22,8 @@ import yaml
 HAND_MADE = {"explore.ipynb"}                # notebooks/ files that no chapter generates
 NOT_CHAPTERS = {"index.qmd", "references.qmd"}
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
+SOLUTION = re.compile(r'^(:{3,})[ \t]*\{\.callout-tip collapse="true" title="Solution"\}[ \t]*\n'
+                      r".*?^\1[ \t]*(?:\n|\Z)", re.M | re.S)
 
 
 @dataclass
@@ -102,8 +108,9 @@ def cell_options(source: str) -> tuple[dict, str]:
 
 
 def to_notebook(text: str) -> nbformat.NotebookNode:
-    """A chapter's notebook: its cells, no outputs, stable ids (a cell's label, else a hash)."""
-    nb = jupytext.reads(text, fmt="Rmd")
+    """A chapter's notebook: its cells but the exercises' solutions, no outputs, stable ids
+    (a cell's label, else a hash)."""
+    nb = jupytext.reads(without_solutions(text), fmt="Rmd")
     nb.metadata = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}
     seen = set()
     for cell in nb.cells:
@@ -113,6 +120,11 @@ def to_notebook(text: str) -> nbformat.NotebookNode:
                        if i not in seen)
         seen.add(cell.id)
     return nb
+
+
+def without_solutions(text: str) -> str:
+    """The chapter without its exercises' Solution callouts: the notebook is for solving them."""
+    return SOLUTION.sub("", text)
 
 
 def notebook_json(nb) -> str:

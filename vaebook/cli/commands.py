@@ -70,7 +70,22 @@ def parser() -> argparse.ArgumentParser:
     li = sub.add_parser("list", parents=[common], help="the book's models and whether each is cached")
     li.add_argument("--names", action="store_true", help="only the names, one a line")
     li.set_defaults(func=list_models)
+    ex = sub.add_parser("exercises", parents=[common], help="the chapters' exercises; --check runs "
+                        "every reference solution and stub through the checker")
+    ex.add_argument("--check", action="store_true", help="exit 0 only when every reference passes "
+                    "its check and every stub fails it with the checker's message")
+    ex.add_argument("--kind", action="append", choices=["code", "derivation", "predict", "training"],
+                    help="with --check: only exercises of this kind (repeat for several)")
+    ex.set_defaults(func=exercises)
     return p
+
+
+def exercises(args) -> None:
+    from ..exercises.catalogue import check_all, listing
+    if not args.check:
+        print("\n".join(listing()))
+    elif not check_all(args.kind):
+        sys.exit(1)
 
 
 def train(args) -> None:

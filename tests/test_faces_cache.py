@@ -98,6 +98,25 @@ def test_a_killed_writers_temporary_is_removed_and_a_live_one_kept(tmp_path):
     assert facecache.remove_stale_temporaries(tmp_path) == [os.path.basename(live)]  # now it is dead
 
 
+def test_a_render_killed_midway_leaves_nothing_once_the_next_render_runs(tmp_path, monkeypatch):
+    """A real render, killed (os._exit: no cleanup) after its first batch of faces."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            real = faces.render_uint8
+            monkeypatch.setattr(faces, "render_uint8", lambda f, i: os._exit(9) if i[0] > 65_000 else real(f, i))
+            monkeypatch.setattr(FacesDataset, "RENDER_BATCH", 8)
+            FacesDataset("test", cache_dir=tmp_path).images_uint8()
+        finally:
+            os._exit(0)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 9
+    [left] = tmp_path.glob(".faces-*.tmp")
+    long_ago = left.stat().st_mtime - 3600
+    os.utime(left, (long_ago, long_ago))
+    FacesDataset("test", cache_dir=tmp_path).images_uint8()
+    assert [p.name.startswith("faces-r") for p in tmp_path.iterdir()] == [True]
+
+
 def test_a_temporary_that_changed_lately_is_kept_even_unlocked(tmp_path):
     """Writers of older versions took no lock: their file is judged by its age as well."""
     (tmp_path / ".faces-old-writer.tmp").write_bytes(b"being written")

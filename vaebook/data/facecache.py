@@ -33,7 +33,7 @@ except ImportError:  # Windows: no flock, so temporaries are never judged stale
     fcntl = None
 
 TMP_PREFIX, TMP_SUFFIX = ".faces-", ".tmp"
-STALE_AFTER = 600  # seconds since a temporary file last changed before it may be judged stale
+STALE_AFTER = 120  # seconds since a temporary file last changed before it may be judged stale
 
 
 class CacheFolderError(ValueError):

@@ -209,6 +209,14 @@ def test_every_committed_record_is_its_presets():
         records.check_record(name, manifest[name], store.DEFAULT_ROOT)
 
 
+def test_every_committed_entry_is_the_record_inside_its_file():
+    """What load now checks (issue 24, defect 8), for the repo's checkpoints (read only)."""
+    folder = store.DEFAULT_ROOT
+    for name in store.read_manifest(folder):
+        data, entry = store.read_blob(folder, name)
+        assert ck.entry_differences(entry, ck.deserialise(data, name)[1]) == [], name
+
+
 # --- failures say what is wrong and how to fix it (finding 8) ------------------------------------
 
 def test_missing_name_says_how_to_train_it(tmp_path):

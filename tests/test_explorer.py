@@ -215,6 +215,26 @@ def test_without_webassembly_the_cpu_backend_decodes(browser, site):
     assert backend(browser) == "cpu" and state(browser)["model"] == "beta4"
 
 
+def test_the_panel_fits_a_phone_screen(browser, site):
+    """On a 412-px-wide screen nothing runs past the edge; the decoded image stays square."""
+    page = site / "chapters" / "phone.html"
+    page.write_text("<!doctype html><html><head><meta charset='utf-8'><meta name='viewport' "
+                    "content='width=device-width, initial-scale=1'></head><body style='margin: 16px'>"
+                    f"{wx.explorer_html('vae', sliders=12).data}</body></html>")
+    browser.send("Emulation.setDeviceMetricsOverride", session=True, width=412, height=915,
+                 deviceScaleFactor=1, mobile=True)
+    try:
+        open_explorer(browser, page)
+        box = browser.evaluate("""(() => { const r = e => document.querySelector(e).getBoundingClientRect();
+            const c = r('.vaebook-explorer canvas');
+            return {page: document.documentElement.scrollWidth, panel: r('.vaebook-explorer .vx-body').right,
+                    right: c.right, width: c.width, height: c.height}; })()""")
+    finally:
+        browser.send("Emulation.clearDeviceMetricsOverride", session=True)
+    assert box["page"] <= 412 and box["panel"] <= 412 and box["right"] <= 412, box
+    assert box["width"] == box["height"] >= 120, box
+
+
 def test_an_amd_loader_on_the_page_changes_nothing(browser, site):
     """Pages with require.js (Quarto adds it for some outputs) must still get a global `tf`."""
     page = site / "chapters" / "amd.html"

@@ -134,3 +134,27 @@ def test_mathjax_typesets_a_chapter_from_disk_offline(site, browser):
     # the pages do not use; anything else missing is a file the copy left out
     assert [u for u in failed if u != "about:blank" and "/fonts/HTML-CSS/TeX/otf/" not in u] == []
     assert browser.errors() == []
+
+
+# ------------------------------------------------------------------------- the Quarto site
+def quarto_math(path: Path) -> dict:
+    import yaml
+    return yaml.safe_load(path.read_text())["format"]["html"]
+
+
+@pytest.mark.parametrize("settings, page", [("_quarto.yml", "index.html"),
+                                            ("chapters/_metadata.yml", "chapters/05-vae.html")])
+def test_quarto_pages_load_the_mathjax_copied_into_the_site(tmp_path, settings, page):
+    """html-math-method points each page, by a URL relative to it, at site/mathjax/, with the
+    fallback's configuration; the post-render step puts MathJax there."""
+    math = quarto_math(ROOT / settings)["html-math-method"]
+    assert math["method"] == "mathjax"
+    url, config = math["url"].split("?config=")
+    site = tmp_path / "site"
+    assert ((site / page).parent / url).resolve() == (site / "mathjax" / "MathJax.js").resolve()
+    assert config == f"{fallback_site.MATHJAX_CONFIG},Safe"
+    header = quarto_math(ROOT / "_quarto.yml")["include-in-header"]
+    assert (ROOT / header).read_text() == fallback_site.MATHJAX_SETTINGS and "STIX-Web" in fallback_site.MATHJAX_SETTINGS
+    fallback_site.copy_mathjax(site)
+    fallback_site.copy_mathjax(site)                       # again, over the copy: both builds do
+    assert (site / "mathjax" / "config" / f"{fallback_site.MATHJAX_CONFIG}.js").is_file()

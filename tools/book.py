@@ -30,8 +30,38 @@ from notebooks import book_pages, chapters, notebook_problems, write_notebooks  
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# ipykernel ≥ 7 warns at every start of a kernel whose manager did not provision CurveZMQ keys
+# ("Kernel is running over TCP without encryption"): once per chapter in `make book`. The book's
+# kernels listen on 127.0.0.1 only and every message is signed with a per-kernel key; Quarto's
+# kernel manager (its jupyter.py) provisions no keys and takes no configuration that would, so
+# the warning tells the reader of the build log nothing they could act on. The book's .venv
+# kernels load this file (IPython reads sys.prefix/etc/ipython/) and drop that one message.
+KERNEL_CONFIG = '''# Written by tools/book.py: see KERNEL_CONFIG there.
+import logging
+
+
+class _LoopbackTcpNotice(logging.Filter):
+    def filter(self, record):
+        return "running over TCP without encryption" not in record.getMessage()
+
+
+logging.getLogger("IPKernelApp").addFilter(_LoopbackTcpNotice())
+'''
+
+
+def quiet_kernels(venv: Path) -> None:
+    """Install KERNEL_CONFIG for the kernels of `venv` (when it exists and differs)."""
+    path = venv / "etc" / "ipython" / "ipython_kernel_config.py"
+    if venv.is_dir() and (not path.exists() or path.read_text() != KERNEL_CONFIG):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(KERNEL_CONFIG)
+        os.replace(tmp, path)
+
+
 def build(root: Path, fallback: bool = False) -> int:
     """`quarto render` when Quarto is installed, the nbconvert fallback otherwise."""
+    quiet_kernels(root / ".venv")
     if shutil.which("quarto") and not fallback:
         python = root / ".venv" / "bin" / "python"
         book_pages(root)                     # says which listed chapters are missing

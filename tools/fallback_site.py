@@ -3,8 +3,9 @@
 index.html and references.html at the root, chapters/NN-name.html beside their sources, so a
 page loads a site asset by the same relative URL in both builds. Each page gets the navigation
 bar, previous/next links, download links and the book's style; formulas are typeset by the
-MathJax 2.7 that the jupyter-server-mathjax package ships, copied into the site, so pages work
-from disk and with no network. Then the project's resources are copied and its post-render
+MathJax 2.7 that the jupyter-server-mathjax package ships, copied into the site (as in the
+Quarto build: tools/site_assets.py copies it there too), so pages work from disk and with no
+network. Then the project's resources are copied and its post-render
 scripts run, as `quarto render` does.
 """
 from __future__ import annotations
@@ -28,12 +29,11 @@ MATHJAX_FILES = ["MathJax.js", "LICENSE", f"config/{MATHJAX_CONFIG}.js", "config
                  "extensions/Safe.js", "extensions/MathMenu.js", "extensions/MathZoom.js",
                  "extensions/HelpDialog.js", "extensions/TeX", "jax/element/mml/optable",
                  "jax/output/HTML-CSS", "fonts/HTML-CSS/STIX-Web/woff"]
-MATHJAX_SETTINGS = """<script type="text/x-mathjax-config">
-MathJax.Hub.Config({"HTML-CSS": {availableFonts: [], preferredFont: null, webFont: "STIX-Web",
-                                 imageFont: null, linebreaks: {automatic: true}},
-                    menuSettings: {zoom: "Click"}});
-</script>
-"""
+# Its settings, the same in both sites: Quarto includes this file in every page's <head>
+# (`include-in-header` in _quarto.yml), the fallback below.
+MATHJAX_SETTINGS = Path(__file__).with_name("mathjax-config.html").read_text()
+
+FAVICON = Path(__file__).resolve().parent.parent / "images" / "favicon.png"   # as in _quarto.yml
 
 FALLBACK_NOTE = """::: {.callout-note}
 ## This is the fallback build
@@ -71,14 +71,15 @@ def contents_html(pages: list, index) -> str:
 
 
 def copy_mathjax(site: Path) -> int:
-    """MathJax's files into site/mathjax/. Returns their size in bytes."""
+    """MathJax's files into site/mathjax/ (again, over an earlier copy: both the fallback and
+    the post-render step of either build call it). Returns their size in bytes."""
     import jupyter_server_mathjax
     static = Path(jupyter_server_mathjax.__file__).parent / "static"
     size = 0
     for name in MATHJAX_FILES:
         src, dst = static / name, site / "mathjax" / name
         if src.is_dir():
-            shutil.copytree(src, dst)
+            shutil.copytree(src, dst, dirs_exist_ok=True)
         else:
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
@@ -92,6 +93,8 @@ def export_site(pages: list, title: str, site: Path) -> None:
     exporter = HTMLExporter(template_name="lab", exclude_input_prompt=True, exclude_output_prompt=True)
     site.mkdir(parents=True)
     shutil.copy2(Path(__file__).with_name("fallback.css"), site / "style.css")
+    (site / "images").mkdir(exist_ok=True)
+    shutil.copy2(FAVICON, site / "images" / FAVICON.name)    # where Quarto puts `book: favicon`
     copy_mathjax(site)
     for i, page in enumerate(pages):
         here = page.href
@@ -100,7 +103,8 @@ def export_site(pages: list, title: str, site: Path) -> None:
             "name": f"{page.label} – {title}", "path": str(page.src.parent)}})
         body = body.replace(f'<script src="{exporter.require_js_url}"></script>', "", 1)  # unused, online
         top, bottom = page_nav(pages, i, title)
-        head = f'{MATHJAX_SETTINGS}<link rel="stylesheet" href="{relative_url("style.css", here)}">\n</head>'
+        head = (f'{MATHJAX_SETTINGS}<link rel="stylesheet" href="{relative_url("style.css", here)}">\n'
+                f'<link rel="icon" href="{relative_url("images/" + FAVICON.name, here)}">\n</head>')
         body = body.replace("</head>", head, 1)
         body = re.sub(r"<body[^>]*>", lambda m: m[0] + top, body, count=1)
         path = site / here

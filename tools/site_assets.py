@@ -8,7 +8,10 @@ Usage by hand: ``python tools/site_assets.py [SITE_DIR]`` (default: $QUARTO_PROJ
 What it writes: ``<site>/explorer/``, the latent explorer of chapters 5 and 6 (see
 :mod:`vaebook.explore.webexport`): the vendored TensorFlow.js files, the explorer's script and style,
 and the decoders exported from the current checkpoints (a file is rewritten only when its
-checkpoint, the test faces or the export code changed), so the pages never show a stale model.
+checkpoint, the test faces or the export code changed), so the pages never show a stale model;
+and ``<site>/mathjax/``, the MathJax 2.7 of the jupyter-server-mathjax package, which the pages of
+both builds load by a relative URL (``html-math-method`` in _quarto.yml and
+chapters/_metadata.yml; tools/fallback_site.py), so formulas are typeset offline and from disk.
 """
 from __future__ import annotations
 
@@ -35,6 +38,9 @@ def main(argv: list[str]) -> int:
     sizes = write_explorer(site)
     total = sum(sizes.values())
     print(f"site_assets: wrote {len(sizes)} files ({total / 1e6:.1f} MB) into {site / 'explorer'}")
+    sys.path.insert(0, str(ROOT / "tools"))
+    from fallback_site import copy_mathjax
+    print(f"site_assets: copied MathJax ({copy_mathjax(site) / 1e6:.1f} MB) into {site / 'mathjax'}")
     return 0
 
 

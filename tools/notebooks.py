@@ -108,9 +108,9 @@ def cell_options(source: str) -> tuple[dict, str]:
 
 
 def to_notebook(text: str) -> nbformat.NotebookNode:
-    """A chapter's notebook: its cells but the exercises' solutions, no outputs, stable ids
-    (a cell's label, else a hash)."""
-    nb = jupytext.reads(without_solutions(text), fmt="Rmd")
+    """A chapter's cells, no outputs, stable ids (a cell's label, else a hash). The fallback
+    build executes it as it is; notebooks/ gets :func:`reader_notebook`."""
+    nb = jupytext.reads(text, fmt="Rmd")
     nb.metadata = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}
     seen = set()
     for cell in nb.cells:
@@ -127,12 +127,18 @@ def without_solutions(text: str) -> str:
     return SOLUTION.sub("", text)
 
 
+def reader_notebook(text: str) -> nbformat.NotebookNode:
+    """notebooks/NN-name.ipynb: the chapter's notebook without the exercises' solutions."""
+    return to_notebook(without_solutions(text))
+
+
 def notebook_json(nb) -> str:
     return nbformat.writes(nb).rstrip("\n") + "\n"
 
 
 def expected_notebooks(root: Path, quiet: bool = True) -> dict[Path, str]:
-    return {notebook_path(root, p): notebook_json(to_notebook(p.src.read_text())) for p in chapters(root, quiet)}
+    return {notebook_path(root, p): notebook_json(reader_notebook(p.src.read_text()))
+            for p in chapters(root, quiet)}
 
 
 def notebook_problems(root: Path) -> list[str]:

@@ -8,6 +8,7 @@ code raises into one line too, so the reader never sees a traceback for a wrong 
 """
 from __future__ import annotations
 
+import inspect
 import math
 import os
 from dataclasses import dataclass
@@ -75,7 +76,7 @@ def verdict(id: str, answer, prediction=None) -> Verdict:
     except Exception as e:  # an error in the reader's code that a test did not catch itself
         return Verdict(id, False, f"your answer raised {describe_error(e)}")
     if prediction is not None and prediction is not Ellipsis:
-        passed += f"; you predicted {prediction:.4g}"
+        passed += f"; you predicted {short(prediction)}"
     return Verdict(id, True, f"passed ({passed})")
 
 
@@ -111,13 +112,16 @@ def call(fn, inputs: dict, where: str):
     if not callable(fn):
         raise Wrong(f"expected a function, got {type(fn).__name__} {short(fn)}")
     try:
+        inspect.signature(fn).bind(**inputs)
+    except TypeError as e:
+        raise Wrong(f"it cannot be called with ({', '.join(inputs)}): {describe_error(e)}") from None
+    except ValueError:       # a builtin without a signature: just call it
+        pass
+    try:
         out = fn(**inputs)
     except NotImplementedError:
         raise Unanswered("not answered yet: the function still raises NotImplementedError; "
                          "write its body and run the cell again") from None
-    except TypeError as e:
-        raise Wrong(f"calling it {where} raised {describe_error(e)}; it should take "
-                    f"({', '.join(inputs)})") from None
     except Exception as e:
         raise Wrong(f"your function raised {describe_error(e)} {where}") from None
     if out is None or out is Ellipsis:
@@ -129,6 +133,8 @@ def call(fn, inputs: dict, where: str):
 def short(value) -> str:
     if isinstance(value, torch.Tensor):
         return f"tensor of shape {tuple(value.shape)}" if value.dim() else f"tensor({value.item():.4g})"
+    if isinstance(value, (float, int)) and not isinstance(value, bool):
+        return f"{value:.4g}"
     if isinstance(value, torch.nn.Module):
         return f"(a {type(value).__name__})"
     text = " ".join(repr(value).split())

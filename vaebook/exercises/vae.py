@@ -69,7 +69,7 @@ def _(answer):
 @exercise("ex-vae-train-small", 5, "training", "train a small VAE",
           reference=lambda: train_small("vae", "elbo", sigma=0.6), stub=lambda: ...)
 def _(answer):
-    return in_range(measure(answer, VAE), most=0.8, kl_range=(1, 60))
+    return in_range(measure(answer, VAE), most=0.7, kl_range=(5, 45))
 
 
 # ---------------------------------------------------------------------- chapter 6
@@ -149,4 +149,4 @@ def _(answer):
 @exercise("ex-beta-train-small", 6, "training", "train a small β-VAE",
           reference=lambda: train_small("vae", "elbo", sigma=0.6, beta=4.0), stub=lambda: ...)
 def _(answer):
-    return in_range(measure(answer, VAE), most=0.9, kl_range=(0.5, 30))
+    return in_range(measure(answer, VAE), most=0.75, kl_range=(4, 16))

@@ -2,11 +2,15 @@
 
 - the `fit` loop against a bare PyTorch loop on the same model and data (the trainer should
   add nothing: ``trainer/plain ratio`` close to 1);
-- `faces` images per second into a DataLoader;
+- `faces` images per second into a DataLoader, and the renderer's faces per second on every core
+  and on one (issue 26's targets: :mod:`vaebook.cli.bench_book`);
 - VAE inference (encode, decode) images per second;
 - the in-page explorer: how far its stored weights (float16; int8 for comparison) move the
-  decoded pixels, and its time per decode in headless Chromium (TensorFlow.js, CPU);
-- the time and peak memory of executing each chapter notebook (``--chapters``);
+  decoded pixels, and its time per decode in headless Chromium on both TensorFlow.js backends
+  (WebAssembly, which the page picks, and CPU, its fallback);
+- the time of each chapter, of the whole book and the largest kernel's peak memory
+  (``--chapters``, saved with ``--save-chapters FILE``; ``--chapters-from FILE`` reports a
+  saved run);
 - on a GPU: fp32 against bf16 autocast with channels_last (and torch.compile), and the fraction
   of the GPU's measured bf16 matmul peak that the model's FLOPs reach.
 Timings are medians of repeats after a warm-up; nothing here is asserted.
@@ -15,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import resource
 import statistics
 import tempfile
 import time
@@ -28,6 +31,8 @@ from ..data.loading import load_dataset
 from ..models import build_model
 from ..store.presets import get_preset
 from ..train.loop import TrainConfig, fit, pick_device
+from .bench_book import (TARGETS, against, bench_render, load_note, read_chapter_timings, report_chapters,
+                         time_chapters)
 
 
 def timed(fn, repeats: int = 3) -> float:
@@ -91,10 +96,7 @@ def bench_faces(n_images: int) -> None:
     loader = DataLoader(data, batch_size=256, shuffle=True)
     seconds = timed(lambda: [None for _ in loader], repeats=3)
     print(f"faces: {len(data) / seconds:.0f} img/s   (DataLoader, batch 256, shuffled, cached)")
-    from ..data.faces import render_indices
-    idx = torch.arange(2048)
-    render_s = timed(lambda: render_indices(idx), repeats=2)
-    print(f"faces render: {len(idx) / render_s:.0f} img/s   (drawing from scratch, CPU)")
+    bench_render()
 
 
 @torch.no_grad()
@@ -144,9 +146,6 @@ def bench_export_precision(names=("vae", "beta4"), n: int = 500) -> None:
                   f"{(diff > 1).double().mean():6.2%} of pixels off by more than 1/255 ({len(z)} codes)")
 
 
-DECODE_TARGET_MS = 5.0   # issue 26: the page waits at most 5 ms for a decoded face
-
-
 def bench_browser(moves: int = 40, names=("vae", "beta4")) -> dict:
     """The book's in-page explorer in headless Chromium, on each TensorFlow.js backend the page
     can use (WebAssembly, which it picks, and the CPU backend, its fallback): the time the page
@@ -176,30 +175,24 @@ def bench_browser(moves: int = 40, names=("vae", "beta4")) -> dict:
         for name in names:
             page = standalone_page(site, name, name).as_uri()
             for backend in ("wasm", "cpu"):
+                note = load_note()
                 browser.open(f"{page}?backend={backend}")
                 result = browser.evaluate(move.replace("MOVES", str(moves)))
                 ms = medians[name, backend] = statistics.median(result["times"])
+                engine = "WebAssembly SIMD, 1 thread" if result["backend"] == "wasm" else "CPU"
                 print(f"browser decode {name:6s} {result['backend']:4s}: {ms:6.1f} ms per face "
-                      f"(target <= {DECODE_TARGET_MS:g} ms{'' if ms <= DECODE_TARGET_MS else ': MISSED'}; "
-                      f"median of {moves} slider moves, fastest {min(result['times']):.1f} ms; first "
-                      f"image {result['ready']:.0f} ms after load start; headless {result['agent']}, "
-                      f"TensorFlow.js {'WebAssembly SIMD, 1 thread' if result['backend'] == 'wasm' else 'CPU'})")
+                      f"({against(ms, TARGETS['decode_ms'])} ms; median of {moves} slider moves, fastest "
+                      f"{min(result['times']):.1f} ms; first image {result['ready']:.0f} ms after load "
+                      f"start; headless {result['agent']}, TensorFlow.js {engine}; {note})")
     return medians
 
 
-def bench_chapters() -> None:
-    import jupytext
-    import nbclient
+def bench_chapters(save: Path | None = None, timings: Path | None = None) -> None:
+    """Time every chapter now (and save the run to `save`), or report the run saved in `timings`."""
     root = Path(__file__).resolve().parents[2]
-    for qmd in sorted((root / "chapters").glob("*.qmd")):
-        nb = jupytext.reads(qmd.read_text(), fmt="Rmd")
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-        start = time.perf_counter()
-        nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                                resources={"metadata": {"path": str(root / "notebooks")}}).execute()
-        print(f"chapter {qmd.stem:28s} {time.perf_counter() - start:6.1f} s")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"peak memory of a chapter kernel: {peak:.0f} MB")
+    run = read_chapter_timings(timings) if timings else time_chapters(sorted((root / "chapters").glob("*.qmd")),
+                                                                       root, save)
+    print(*report_chapters(run), sep="\n")
 
 
 def model_flops_per_image(model) -> float:
@@ -247,6 +240,9 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m vaebook.cli.bench", description=__doc__.splitlines()[0])
     p.add_argument("--images", type=int, default=8192, help="training images per timed epoch")
     p.add_argument("--chapters", action="store_true", help="also time every chapter notebook")
+    p.add_argument("--save-chapters", type=Path, metavar="JSON", help="save the chapter timings there")
+    p.add_argument("--chapters-from", type=Path, metavar="JSON",
+                   help="report a saved chapter-timing run instead of timing the chapters now")
     p.add_argument("--device", help="default: cuda when available")
     args = p.parse_args(argv)
     device = pick_device(args.device)
@@ -259,8 +255,8 @@ def main(argv=None) -> None:
     bench_browser()
     if device.type == "cuda":
         bench_gpu(device)
-    if args.chapters:
-        bench_chapters()
+    if args.chapters or args.chapters_from:
+        bench_chapters(args.save_chapters, args.chapters_from)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ where               what                                                        
 ``exact/``          linear-Gaussian models with closed forms                    3, 6
 ``explore/``        latent arithmetic, Jupyter and in-page explorers            5, 6, 8
 ``plotting.py``     image grids and the chapters' common set-up                 every one
-``exercises.py``    the chapters' exercises and their checker                   1-6
+``exercises/``      the chapters' exercises and their checker                  1-6
 ``cli/``            ``python -m vaebook`` (train, evaluate, list, exercises)    7, 8
 ==================  ==========================================================  ==========
 

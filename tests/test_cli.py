@@ -246,6 +246,7 @@ def test_a_diverging_run_exits_1_with_its_message(tiny, capsys, monkeypatch):
     monkeypatch.setattr(retrain, "fit", diverges)
     code, err = fails(["train", "tiny", "--quiet"], capsys)
     assert code == 1 and "loss became nan at step 3" in err
+    assert "please report it" in err and "lr" not in err  # the preset's own run: no option to change
 
 
 # --- issue 24: nothing lost, even by mistake; messages that say what to do ----------------------------

@@ -112,8 +112,12 @@ def list_models(args) -> None:
 
 def report(error: BaseException) -> tuple[int, list[str]]:
     """The exit status and the one or two lines that say what went wrong and what to do."""
-    from ..data.celeba import CelebAImageError, DatasetNotFoundError
     from ..train.loop import NonFiniteLossError
+    # CelebA's errors come only from its module once imported; importing it here (torchvision)
+    # would make every report of a mistyped option wait seconds
+    celeba = sys.modules.get(f"{__package__.rsplit('.', 1)[0]}.data.celeba")
+    DatasetNotFoundError = getattr(celeba, "DatasetNotFoundError", ())
+    CelebAImageError = getattr(celeba, "CelebAImageError", ())
 
     def flat(text) -> str:
         return " ".join(str(text).split())

@@ -211,7 +211,8 @@ def diverged(p: Plan, error: NonFiniteLossError) -> str:
         if key in p.overrides:
             return (f"{what} with --{key} {p.overrides[key]:g}; try {advice} --{key} (the preset's is "
                     f"{getattr(p.preset.train, key):g}); {kept}")
-    return f"{what}; run the same command with --fresh, and report it if it happens again; {kept}"
+    return (f"{what}: the preset's own training should not do this (it is seeded: rerunning gives the "
+            f"same), so please report it with the output of --debug; {kept}")
 
 
 def save(model, p: Plan, epochs: list, session: float, images: int) -> None:

@@ -31,6 +31,29 @@ def markdown_cell(source: str, tag: str | None = None):
     return cell
 
 
+def html_cell(source: str):
+    """A raw cell of HTML: the site writes it as it is, between the cells' elements."""
+    return nbformat.v4.new_raw_cell(source, metadata={"raw_mimetype": "text/html"})
+
+
+def split_at_divs(cells: list) -> list:
+    """Fenced divs -> HTML (qmd.div_pieces), each tag that opens or closes a div in a raw cell
+    of its own. A callout that holds code cells then wraps them, outputs included: in the page
+    its <details> or <div> opens before their elements and closes after them, where inside one
+    markdown cell's element the browser would close it at that element's end."""
+    out, stack = [], []
+    for cell in cells:
+        pieces = qmd.div_pieces(cell.source, stack) if cell.cell_type == "markdown" else []
+        if pieces == [("markdown", cell.source)] or cell.cell_type != "markdown":
+            out.append(cell)
+            continue
+        for k, (kind, text) in enumerate(pieces):
+            piece = html_cell(text) if kind == "html" else nbformat.v4.new_markdown_cell(text, metadata=dict(cell.metadata))
+            piece.id = f"{cell.id}-{k}"[-64:]
+            out.append(piece)
+    return out + [html_cell(closer) for closer in stack[::-1]]
+
+
 def prepare(page: Page, labels: dict, code_fold=False) -> None:
     """Before execution: merge markdown cells, add captions, number and draw the markdown."""
     cells = []
@@ -54,9 +77,10 @@ def prepare(page: Page, labels: dict, code_fold=False) -> None:
             labels[options["label"]] = (name, f"{page.href}#cell-id={cell.id}")
             caption = markdown_cell(f"**{name}**: {options.get(kind + '-cap', '')}", "quarto-caption")
             cells.insert(len(cells) - (kind == "tbl"), caption)  # tables: caption above
+    cells = split_at_divs(cells)
     for cell in cells:
         if cell.cell_type == "markdown":
-            md = qmd.embed_images(qmd.render_divs(cell.source), page.src.parent)
+            md = qmd.embed_images(cell.source, page.src.parent)
             cell.source = qmd.number_equations(qmd.number_headings(md, page, labels), page, labels)
     page.nb.cells = cells
     page.title = page.title or page.src.stem
@@ -136,7 +160,7 @@ def load_book(root: Path, config: dict) -> list[Page]:
             page.nb.cells.append(markdown_cell(fallback_site.contents_html([p for p in pages if p is not page], page)))
         cited = []
         for cell in page.nb.cells:
-            if cell.cell_type == "markdown":
+            if cell.cell_type in ("markdown", "raw"):    # raw: a callout's title
                 cell.source = qmd.resolve_references(cell.source, labels, bib, cited, page.href)
         everything += cited
         if cited and not any(qmd.REFS_MARKER in c.source for c in page.nb.cells):

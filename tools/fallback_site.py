@@ -87,6 +87,19 @@ def copy_mathjax(site: Path) -> int:
     return size
 
 
+def export_page(exporter, nb, resources: dict) -> str:
+    """nb as an HTML page, its raw HTML cells written as they are, between the cells' elements.
+    (The lab template sanitises raw cells, which would escape the tags that open and close a
+    callout around cells: tools/fallback.py's split_at_divs. Each goes through as a token.)"""
+    import nbformat
+    raw = [cell.source for cell in nb.cells if cell.cell_type == "raw"]
+    tokens = iter(range(len(raw)))
+    cells = [nbformat.from_dict({**cell, "source": f"fallback-raw-html-{next(tokens)}-"})
+             if cell.cell_type == "raw" else cell for cell in nb.cells]
+    body, _ = exporter.from_notebook_node(nbformat.from_dict({**nb, "cells": cells}), resources=resources)
+    return re.sub(r"fallback-raw-html-(\d+)-", lambda m: raw[int(m[1])], body)
+
+
 def export_site(pages: list, title: str, site: Path) -> None:
     """One HTML page per notebook, at the page's path in the site, plus style.css and MathJax."""
     from nbconvert import HTMLExporter
@@ -99,7 +112,7 @@ def export_site(pages: list, title: str, site: Path) -> None:
     for i, page in enumerate(pages):
         here = page.href
         exporter.mathjax_url = relative_url("mathjax/MathJax.js", here) + f"?config={MATHJAX_CONFIG},Safe"
-        body, _ = exporter.from_notebook_node(page.nb, resources={"metadata": {
+        body = export_page(exporter, page.nb, {"metadata": {
             "name": f"{page.label} – {title}", "path": str(page.src.parent)}})
         body = body.replace(f'<script src="{exporter.require_js_url}"></script>', "", 1)  # unused, online
         top, bottom = page_nav(pages, i, title)

@@ -75,28 +75,55 @@ def open_div(spec: str) -> tuple[list[str], str, str | None]:
     return [f'<{tag} class="callout callout-{kind}">', *head], f"</{tag}>", None if head else kind.title()
 
 
-def render_divs(md: str) -> str:
-    """Pandoc fenced divs -> HTML: callouts become titled boxes, <details> when collapsible."""
-    out, stack, pending, in_code = [], [], None, False
+def div_pieces(md: str, stack: list[str]) -> list[tuple[str, str]]:
+    """Pandoc fenced divs -> ("html", the tags that open or close a div) and ("markdown", the
+    text between), in order: callouts become titled boxes, <details> when collapsible. `stack`
+    holds the closing tags of the divs still open; pass the same list for every markdown cell of
+    a page, so that a div may hold code cells (the fallback puts each "html" piece in a cell of
+    its own, and closes what the stack holds at the page's end)."""
+    pieces, text, pending, in_code = [], [], None, False
+
+    def html_piece(lines):
+        pieces.extend([("markdown", "\n".join(text))] if "".join(text).strip() else [])
+        pieces.append(("html", "\n".join(lines)))
+        text.clear()
+
+    def add_title(title_html):               # to the opening tag, the last piece
+        tag = "summary" if stack[-1] == "</details>" else "div"
+        pieces[-1] = ("html", f'{pieces[-1][1]}\n<{tag} class="callout-title">{title_html}</{tag}>')
+
     for line in md.split("\n"):
         in_code ^= bool(re.match(r"(```|~~~)", line))
         if pending and line.strip():         # a callout's title: its first line when a heading
             title = re.match(r"#{1,6}\s+(.*)", line)
-            tag = "summary" if stack[-1] == "</details>" else "div"
-            out += [f'<{tag} class="callout-title">{inline_html(title[1]) if title else pending}</{tag}>', ""]
+            add_title(inline_html(title[1]) if title else pending)
             pending = None
             if title:
                 continue
         opening = None if in_code else DIV_OPEN.match(line)
         if opening:
             lines, closer, pending = open_div(opening[1] or "." + opening[2])
-            out += ["", *lines, ""]
+            if closer:
+                html_piece(lines)
+            else:                            # a placeholder (the references), not a box
+                text.extend(["", *lines, ""])
             stack.append(closer)
         elif not in_code and re.match(r"^:{3,}\s*$", line):
-            out += ["", stack.pop(), ""] if stack else []      # a stray closer is dropped
+            closer = stack.pop() if stack else ""      # a stray closer is dropped
+            if closer:
+                html_piece([closer])
         else:
-            out.append(line)
-    return "\n".join(out + stack[::-1])
+            text.append(line)
+    if pending:                              # a callout that opens right before a code cell
+        add_title(pending)
+    return pieces + ([("markdown", "\n".join(text))] if "".join(text).strip() else [])
+
+
+def render_divs(md: str) -> str:
+    """div_pieces of one text, as one text: what is left open closes at its end."""
+    stack: list[str] = []
+    pieces = div_pieces(md, stack) + [("html", closer) for closer in stack[::-1]]
+    return "\n\n".join(text for _, text in pieces if text)
 
 
 def number_headings(md: str, page, labels: dict) -> str:

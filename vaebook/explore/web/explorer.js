@@ -1,6 +1,6 @@
 /* The book's latent explorer: a trained VAE decoder running in the reader's browser.
  *
- * Placed in a page by vaebook.webexport.explorer_html: a <div class="vaebook-explorer"
+ * Placed in a page by vaebook.explore.webexport.explorer_html: a <div class="vaebook-explorer"
  * data-config="{models: [{name, label}], start, sliders}"> and a <script src> tag for this file.
  * The rest (tf.js: TensorFlow.js core + CPU backend; tf-wasm.js: its WebAssembly backend;
  * faces.js; models/NAME.js) is loaded when the explorer comes near the viewport, so a reader who

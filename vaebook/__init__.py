@@ -9,13 +9,13 @@ where               what                                                        
 ``losses.py``       reconstruction losses, the Gaussian KL, the ELBO, β, C      1, 4, 5, 6
 ``train/``          TrainConfig and the one training loop, ``fit``              1, 5, 6
 ``data/``           the `faces` dataset and its renderer; CelebA                every one
-``store/``          checkpoints, the book's presets, run files                  every one
-``metrics/``        Fréchet, likelihood bounds, aggregate posterior, MIG ...    2, 3, 5, 6
+``store/``          checkpoints, presets, run files, stored figures             every one
+``metrics/``        Fréchet, likelihood bounds, MIG ...; the book's figures     2, 3, 5, 6
 ``exact/``          linear-Gaussian models with closed forms                    3, 6
 ``explore/``        latent arithmetic, Jupyter and in-page explorers            5, 6, 8
 ``plotting.py``     image grids and the chapters' common set-up                 every one
 ``exercises/``      the chapters' exercises and their checker                  1-6
-``cli/``            ``python -m vaebook`` (train, evaluate, list, exercises)    7, 8
+``cli/``            ``python -m vaebook`` (train, evaluate, figures, ...)       7, 8
 ==================  ==========================================================  ==========
 
 Imports run one way, down this list's layers: models, losses, data and exact import nothing

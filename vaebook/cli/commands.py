@@ -67,6 +67,11 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("names", nargs="*", help="only these checkpoints")
     e.add_argument("--update", action="store_true", help="write the measured metrics into the manifest")
     e.set_defaults(func=evaluate)
+    fg = sub.add_parser("figures", parents=[common], help="the book's stored figures: list them, or "
+                        "recompute and store them (--update)")
+    fg.add_argument("names", nargs="*", help="only these figures")
+    fg.add_argument("--update", action="store_true", help="compute and store them beside the checkpoints")
+    fg.set_defaults(func=figures)
     li = sub.add_parser("list", parents=[common], help="the book's models and whether each is cached")
     li.add_argument("--names", action="store_true", help="only the names, one a line")
     li.set_defaults(func=list_models)
@@ -96,6 +101,26 @@ def train(args) -> None:
 def evaluate(args) -> None:
     from ..metrics.evaluate import evaluate_all
     evaluate_all(args.names or None, update=args.update)
+    if args.update and not args.names:  # every model measured again: the figures built on them too
+        figures(argparse.Namespace(names=[], update=True))
+
+
+def figures(args) -> None:
+    from ..metrics import book_figures, stored  # noqa: F401  (importing it registers the figures)
+    names = args.names or sorted(stored.REGISTRY)
+    unknown = [n for n in names if n not in stored.REGISTRY]
+    if unknown:
+        raise LookupError(f"no book figure named {', '.join(map(repr, unknown))}; "
+                          f"known: {', '.join(sorted(stored.REGISTRY)) or 'none'}")
+    if not args.update:
+        saved = stored.files.read_all()
+        for name in names:
+            fig = stored.REGISTRY[name]
+            state = "stored" if name in saved else "not stored"
+            print(f"{name:32s} {state:10s} from {', '.join(fig.models)}")
+        return
+    for name, seconds in stored.update(names).items():
+        print(f"{name:32s} computed and stored in {seconds:.1f} s", flush=True)
 
 
 def list_models(args) -> None:

@@ -53,6 +53,16 @@ def test_bayes_rule_holds_at_every_z(model, xs):
     torch.testing.assert_close(rhs, model.log_evidence(xs).expand(100, 5), rtol=1e-12, atol=1e-10)
 
 
+def test_log_likelihood_of_many_codes_in_blocks_is_the_formula(model, xs):
+    """More codes than one block (z (n, k), one x): the blocks give the row-by-row formula."""
+    z = torch.randn(2 * linear._BLOCK + 5, K, generator=gen(4), dtype=torch.float64)
+    residual = xs[0] - z @ model.W.T - model.b
+    direct = -0.5 * (residual**2).sum(-1) / model.s**2 - 0.5 * D * math.log(2 * math.pi * model.s**2)
+    blocked = model.log_likelihood(xs[0], z)
+    assert blocked.shape == (len(z),)
+    torch.testing.assert_close(blocked, direct, rtol=1e-13, atol=0)
+
+
 def test_evidence_matches_naive_monte_carlo_on_a_broad_likelihood():
     model = LinearGaussian(torch.tensor([[0.5], [0.2]], dtype=torch.float64),
                            torch.zeros(2, dtype=torch.float64), 1.0)

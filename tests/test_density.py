@@ -134,6 +134,18 @@ def test_sample_is_reproducible_and_leaves_the_global_rng_alone():
     assert not torch.equal(a, density.sample(mix, 1000, seed=6))
 
 
+def test_sample_of_a_mixture_is_torchs_own_draw():
+    """sample() draws a mixture without torch's (n, K, D, D) copy, but the very same codes."""
+    for d, k, n in [(2, 2, 1000), (1, 3, 7), (16, 5, 300)]:
+        codes = randn(2000, d, seed=d) * (1 + torch.arange(d)) + randn(1, d, seed=k)
+        mix, _ = density.fit_mixture(codes, k)
+        for m in (mix, density.mixture(*(t.float() for t in (
+                mix.mixture_distribution.probs, mix.component_distribution.loc,
+                mix.component_distribution.covariance_matrix)))):
+            torch.manual_seed(4)
+            assert torch.equal(density.sample(m, n, seed=4), m.sample((n,)))
+
+
 def test_samples_follow_the_fitted_density():
     codes = two_blobs()
     mix, _ = density.fit_mixture(codes, 2)

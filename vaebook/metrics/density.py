@@ -109,10 +109,37 @@ def bic(density, codes: torch.Tensor) -> float:
 
 def sample(density, n: int, seed: int = 0) -> torch.Tensor:
     """n codes (n, D) drawn from a fitted density, reproducibly: the same seed gives the same codes,
-    and torch's global random state is left as it was."""
+    and torch's global random state is left as it was. A mixture of Gaussians gives exactly the
+    codes of ``density.sample((n,))`` (see :func:`_sample_mixture`)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
+        if (isinstance(density, MixtureSameFamily) and density.batch_shape == ()
+                and isinstance(density.component_distribution, MultivariateNormal)):
+            return _sample_mixture(density, n)
         return density.sample((n,))
+
+
+def _sample_mixture(mix: MixtureSameFamily, n: int) -> torch.Tensor:
+    """``mix.sample((n,))`` for a mixture of K MultivariateNormals in D dimensions: the same random
+    draws (n component labels, then (n, K, D) standard normals) and the same arithmetic on each
+    draw's own component, without torch's broadcasting matmul, which copies the (K, D, D)
+    Cholesky factors once per draw (2,000 draws of 5 components in 128 dimensions: 1.3 GB)."""
+    with torch.no_grad():
+        components = mix.component_distribution
+        which = mix.mixture_distribution.sample((n,))                  # (n,) labels
+        eps = torch.empty((n, *components.batch_shape, *components.event_shape),
+                          dtype=components.loc.dtype).normal_()       # (n, K, D)
+        picked = eps[torch.arange(n), which]                           # (n, D)
+        k, d = components.batch_shape[0], components.event_shape[0]
+        tril = components._unbroadcasted_scale_tril.expand(k, d, d)
+        loc = components.loc.expand(k, d)
+        codes = torch.empty_like(picked)
+        for j in range(k):                                             # m + L ε, per component
+            mine = which == j
+            eps_j = picked[mine]
+            codes[mine] = loc[j] + torch.matmul(tril[j].expand(len(eps_j), d, d),
+                                                eps_j[..., None])[..., 0]
+        return codes
 
 
 def ks_distance(values: torch.Tensor) -> torch.Tensor:

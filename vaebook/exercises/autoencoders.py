@@ -76,7 +76,9 @@ def _(answer):
 @exercise("ex-ae-train-small", 1, "training", "train a small autoencoder",
           reference=lambda: train_small("ae", "mse"), stub=lambda: ...)
 def _(answer):
-    return in_range(measure(answer, AutoEncoder), most=0.6)
+    # measured on 10 draws of 128 faces: 0.39-0.62 after 128 steps (seeds 0-9), 0.79-0.87
+    # after 64 (seeds 0-2); an untrained model is far above 1
+    return in_range(measure(answer, AutoEncoder), most=0.7)
 
 
 # ---------------------------------------------------------------------- chapter 2

@@ -69,6 +69,8 @@ def _(answer):
 @exercise("ex-vae-train-small", 5, "training", "train a small VAE",
           reference=lambda: train_small("vae", "elbo", sigma=0.6), stub=lambda: ...)
 def _(answer):
+    # measured on 10 draws of 128 faces, seeds 0-4: error 0.46-0.57 x the mean face's, KL 19.5-24
+    # after 128 steps (0.74-0.83 after 64); at the default sigma = 0.1, KL 65-85
     return in_range(measure(answer, VAE), most=0.7, kl_range=(5, 45))
 
 
@@ -149,4 +151,6 @@ def _(answer):
 @exercise("ex-beta-train-small", 6, "training", "train a small β-VAE",
           reference=lambda: train_small("vae", "elbo", sigma=0.6, beta=4.0), stub=lambda: ...)
 def _(answer):
+    # measured as for ex-vae-train-small: error 0.54-0.61 x the mean face's, KL 10-12.5 after
+    # 128 steps (0.80-0.87 after 64); KL 19.5-24 at beta = 1, 44-54 at the default sigma = 0.1
     return in_range(measure(answer, VAE), most=0.75, kl_range=(4, 16))

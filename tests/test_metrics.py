@@ -409,3 +409,18 @@ def test_principal_directions_are_the_exact_pca_and_the_best_linear_autoencoder(
     assert other.pow(2).sum() > residual.pow(2).sum()
     with pytest.raises(ValueError):
         M.principal_directions(images, k=41)
+
+
+@pytest.mark.parametrize("n, block", [(40, 16), (400, 4), (400, 8)])
+def test_principal_directions_over_several_krylov_blocks(n, block):
+    """Blocks narrower than k, and a last block cut at the rank (n = 40: 16 + 16 + 7 = 39)."""
+    g = torch.Generator().manual_seed(4)
+    scales = torch.logspace(0, -2, 60, dtype=torch.float64)          # a decaying spectrum
+    images = (torch.randn(n, 60, generator=g, dtype=torch.float64) * scales).reshape(n, 3, 4, 5)
+    mean, w = M.principal_directions(images, k=7, block=block, tol=1e-12)
+    centred = images.reshape(n, -1) - mean
+    _, s, _ = torch.linalg.svd(centred, full_matrices=False)
+    assert torch.allclose(w @ w.T, torch.eye(7, dtype=w.dtype), atol=1e-10)
+    captured = (centred @ w.T).pow(2).sum()
+    assert captured <= s[:7].pow(2).sum() * (1 + 1e-12)
+    assert torch.isclose(captured, s[:7].pow(2).sum(), rtol=1e-9)    # the optimum, to tol

@@ -77,35 +77,61 @@ def reconstruction_mse(model, images: torch.Tensor, batch_size: int = 500) -> fl
     return float(batched(model, sse, images, batch_size).sum() / images.numel())
 
 
-def principal_directions(images: torch.Tensor, k: int, oversample: int = 64,
-                         tol: float = 1e-6, max_iterations: int = 50, seed: int = 0):
+def principal_directions(images: torch.Tensor, k: int, block: int = 64, tol: float = 1e-6,
+                         max_blocks: int = 50, seed: int = 0):
     """PCA of images (N, ...) run to convergence: their mean (D,) and first k principal
     directions (k, D), orthonormal rows. The best linear autoencoder through k numbers on these
     images (Baldi & Hornik 1989) encodes h = W (x - mean) and decodes mean + Wᵀ h.
 
-    Subspace iteration on the centred images X with k + oversample directions and a
-    Rayleigh-Ritz step each round, stopped when the variance the top k capture grows by less
-    than tol (relative): the optimum to that tolerance, where a randomised SVD with a fixed,
-    small number of passes (torch.pca_lowrank) stops short of it. Each round costs two
-    products with X, never the D × D covariance."""
+    Block Krylov iteration on the centred images X: a random block of `block` directions
+    XᵀΩ, then (XᵀX) applied to the newest block again and again, each new block made
+    orthonormal to all the earlier ones (in float64); after each block, Rayleigh-Ritz on all
+    the directions so far (the eigendecomposition of the small matrix (XQ)ᵀ(XQ)) gives the
+    best k directions in their span. It stops when a new block raises the variance the top k
+    capture by less than tol (relative): the optimum to that tolerance, where a randomised SVD
+    with a fixed, small number of passes (torch.pca_lowrank) stops short of it. Keeping every
+    block, not only the newest as subspace iteration does, converges in fewer products with X;
+    each block costs two, and the D × D covariance is never formed. Nor is X: its products are
+    those of the images less a rank-one term, X q = images q - 1 (meanᵀ q), which spares a copy
+    of the images."""
     flat = images.reshape(len(images), -1)
     mean = flat.mean(dim=0)
-    centred = flat - mean
-    width = min(k + oversample, *centred.shape)
-    if k > width:
+    ones = flat.new_ones(len(flat), 1)
+
+    def centred(q):                                                   # X q
+        return flat @ q - ones @ (mean[None] @ q)
+
+    def centred_t(p):                                                 # Xᵀ p
+        return flat.T @ p - mean[:, None] @ p.sum(dim=0, keepdim=True)
+
+    rank = min(len(flat) - 1, flat.shape[1])        # centring removes one dimension
+    if not 0 < k <= min(rank, block * max_blocks):
         raise ValueError(f"{k} principal directions of {len(flat)} images of {flat.shape[1]} values")
-    start = torch.randn(len(flat), width, generator=torch.Generator().manual_seed(seed))
-    basis = torch.linalg.qr(centred.T @ start.to(flat.dtype)).Q        # (D, width)
+    start = torch.randn(len(flat), min(block, rank), generator=torch.Generator().manual_seed(seed))
+    new = centred_t(start.to(flat.dtype)).double()                    # (D, block)
+    basis, products = [], []                # orthonormal blocks Q (D, b); X Q (N, b), float64
+    gram = torch.zeros(0, 0, dtype=torch.float64)                     # (XQ)ᵀ(XQ)
     previous = 0.0
-    for _ in range(max_iterations):
-        projected = centred @ basis                                    # (N, width)
-        _, s, vt = torch.linalg.svd(projected, full_matrices=False)    # Rayleigh-Ritz
-        captured = s[:k].pow(2).sum().item()
-        if captured - previous <= tol * captured:
-            break
-        previous = captured
-        basis = torch.linalg.qr(centred.T @ projected).Q               # one step of XᵀX
-    return mean, vt[:k] @ basis.T
+    for _ in range(max_blocks):
+        for _ in range(2):                                            # twice is enough
+            for q in basis:
+                new -= q @ (q.T @ new)
+        q = torch.linalg.qr(new).Q
+        p = centred(q.to(flat.dtype)).double()
+        cross = torch.cat([old.T @ p for old in products] + [gram.new_zeros(0, p.shape[1])])
+        gram = torch.cat([torch.cat([gram, cross], 1), torch.cat([cross.T, p.T @ p], 1)])
+        basis.append(q)
+        products.append(p)
+        width = len(gram)
+        if width >= k:
+            values, vectors = torch.linalg.eigh(gram)                 # Rayleigh-Ritz
+            captured = values[-k:].sum().item()
+            if captured - previous <= tol * captured or width == rank:
+                break
+            previous = captured
+        new = centred_t(p[:, :min(block, rank - width)].to(flat.dtype)).double()
+    top = vectors[:, -k:].flip(1)                                     # largest first
+    return mean, (torch.cat(basis, 1) @ top).T.to(flat.dtype)
 
 
 # ------------------------------------------------------------------------------ latent activity
@@ -191,11 +217,20 @@ def readout_scores(predictions: torch.Tensor, factors: torch.Tensor, levels) -> 
     return scores
 
 
+def predict_from_features(oracle, features: torch.Tensor) -> torch.Tensor:
+    """oracle.predict(x) from features = oracle.features(x) (N, L) already computed: (N, F)."""
+    parts = oracle.split_outputs(oracle.head(features))
+    return torch.stack([p if k == 0 else p.argmax(1).float()
+                        for p, k in zip(parts, oracle.config.factor_levels)], dim=1)
+
+
 def factor_readout(oracle, images, factors, levels, names=None, batch_size: int = 500) -> OrderedDict:
-    """How well the oracle reads each ground-truth factor off these images (N, 3, S, S), given the
-    true factors (N, F): {name: R² or accuracy}, in factor order (names default to factor_j)."""
+    """How well the oracle reads each ground-truth factor off these images (N, 3, S, S), or off
+    their oracle features (N, L) when those are at hand, given the true factors (N, F):
+    {name: R² or accuracy}, in factor order (names default to factor_j)."""
     names = names or [f"factor_{j}" for j in range(factors.shape[1])]
-    predictions = batched(oracle, oracle.predict, images, batch_size)
+    predict = oracle.predict if images.dim() > 2 else lambda f: predict_from_features(oracle, f)
+    predictions = batched(oracle, predict, images, batch_size)
     return OrderedDict(zip(names, readout_scores(predictions, factors, levels)))
 
 
@@ -209,8 +244,9 @@ class ReadoutRow(NamedTuple):
 
 def readout_loss(oracle, originals, reconstructions, factors, names, levels,
                  batch_size: int = 500) -> list[ReadoutRow]:
-    """Per factor, the oracle's score on the originals and on their reconstructions, and the drop:
-    which factors survive the bottleneck and which it throws away."""
+    """Per factor, the oracle's score on the originals and on their reconstructions (images, or
+    their oracle features), and the drop: which factors survive the bottleneck and which it
+    throws away."""
     before = factor_readout(oracle, originals, factors, levels, names, batch_size)
     after = factor_readout(oracle, reconstructions, factors, levels, names, batch_size)
     return [ReadoutRow(n, "R2" if k == 0 else "accuracy", before[n], after[n], before[n] - after[n])

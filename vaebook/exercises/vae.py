@@ -151,6 +151,6 @@ def _(answer):
 @exercise("ex-beta-train-small", 6, "training", "train a small β-VAE",
           reference=lambda: train_small("vae", "elbo", sigma=0.6, beta=4.0), stub=lambda: ...)
 def _(answer):
-    # measured as for ex-vae-train-small: error 0.54-0.61 x the mean face's, KL 10-12.5 after
+    # measured as for ex-vae-train-small: error 0.54-0.61 x the mean face's, KL 9.9-12.5 after
     # 128 steps (0.80-0.87 after 64); KL 19.5-24 at beta = 1, 44-54 at the default sigma = 0.1
     return in_range(measure(answer, VAE), most=0.75, kl_range=(4, 16))

@@ -7,7 +7,7 @@ the checkpoints (:mod:`vaebook.store.figures`); a chapter reads it with :func:`f
 A stored figure is refused once a checkpoint it was computed from changes, and the test suite
 recomputes every figure and compares it with the stored one (within the figure's tolerance),
 so a stored number is always the number the code computes. The figures themselves live in
-:mod:`vaebook.metrics.book_figures`, one section per chapter.
+:mod:`vaebook.metrics.book_figures`, one module per chapter.
 """
 from __future__ import annotations
 

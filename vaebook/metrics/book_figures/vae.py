@@ -1,115 +1,9 @@
-"""The book's stored figures, one section per chapter: each function computes, from the fixed
-checkpoints and data, supporting numbers that a chapter quotes but that would cost seconds at
-every build (see :mod:`vaebook.metrics.stored`). A chapter reads one with
-``stored.figure("name")``; ``python -m vaebook figures --update`` recomputes them all.
-"""
+"""Stored figures of chapter 5, the VAE: its samplers' and midpoints' Fréchet distances, the long VAE's, the importance-weighted bounds of the β-VAEs, the σ comparison (see :mod:`vaebook.metrics.stored`)."""
 from __future__ import annotations
 
-from .stored import book_figure  # noqa: F401  (every section registers its figures with it)
-
-# --- chapter 1
-
-# --- chapter 2
-@book_figure("ch2-lilliefors", models=())
-def lilliefors_threshold() -> dict:
-    """Chapter 2's threshold for the KS distance of 5,000 codes from the normal fitted to them:
-    the distance that only 1% of samples of 5,000 truly normal values exceed when the normal's
-    mean and standard deviation are fitted to the same values, simulated with 2,000 such samples
-    (:func:`vaebook.metrics.density.lilliefors_critical`, seed 0)."""
-    from . import density
-    n, level, draws = 5000, 0.01, 2000
-    return {"n": n, "level": level, "draws": draws,
-            "critical": density.lilliefors_critical(n, level=level, draws=draws)}
+from ..stored import book_figure
 
 
-# Built on float32 network outputs: computed with torch's and oneDNN's baseline kernels instead of
-# the AVX-512 ones, chapter 2's Fréchet figures moved by at most 7e-7 relative.
-CH2_REL_TOL = 1e-4
-
-
-def ch2_faces():
-    """Chapter 2's faces: the first 5,000 training faces, and 2,000 held-out and 2,000 reference
-    test faces (the first and the next 2,000)."""
-    from ..data import load_dataset, stack_images
-    test = load_dataset("faces", "test", limit=4000)
-    return (load_dataset("faces", "train", limit=5000), stack_images(test, range(2000)),
-            stack_images(test, range(2000, 4000)))
-
-
-def ch2_features(model, images):
-    """The oracle's features of images (N, 3, 64, 64), 200 at a time, as chapter 2 computes them."""
-    from .measures import oracle_features
-    return oracle_features(model, images, batch_size=200)
-
-
-def damaged_faces(images) -> dict:
-    """Two defects anyone sees, on images (N, 3, 64, 64): visible grain (noise of standard
-    deviation 0.05 on every pixel) and a black 10×10 square in the bottom right corner."""
-    import torch
-    seeded = torch.Generator().manual_seed(0)
-    grain = (images + 0.05 * torch.randn(images.shape, generator=seeded)).clamp(0, 1)
-    square = images.clone()
-    square[:, :, -10:, -10:] = 0.0                                # bottom right corner
-    return {"grain": grain, "black square": square}
-
-
-@book_figure("ch2-fd-blind", models=("oracle",), rel_tol=CH2_REL_TOL)
-def fd_blind_spots() -> dict:
-    """Chapter 2's blind spots of the Fréchet distance: the distance, in the oracle's features,
-    from the 2,000 reference faces to the 2,000 held-out faces (the floor), and to the same
-    faces with each defect of :func:`damaged_faces`."""
-    from .. import store
-    from .measures import frechet_distance
-    oracle = store.load("oracle", expect=store.get_preset("oracle").model)
-    _, x_held, x_ref = ch2_faces()
-    reference = ch2_features(oracle, x_ref)
-    sets = {"floor": x_held, **damaged_faces(x_held)}
-    return {name: frechet_distance(ch2_features(oracle, x), reference) for name, x in sets.items()}
-
-
-def fd_difference_bootstrap(features_a, features_b, reference, draws=30, seed=0) -> list:
-    """FD(a) − FD(b), each against the reference, for `draws` bootstrap resamples: each time
-    the same resample (with replacement) of the rows of all three feature sets (N, L)."""
-    import torch
-    from .measures import frechet_distance
-    g = torch.Generator().manual_seed(seed)
-    differences = []
-    for _ in range(draws):
-        pick = torch.randint(0, len(reference), (len(reference),), generator=g)
-        differences.append(frechet_distance(features_a[pick], reference[pick])
-                           - frechet_distance(features_b[pick], reference[pick]))
-    return differences
-
-
-@book_figure("ch2-fd-bootstrap", models=("ae", "oracle"), rel_tol=CH2_REL_TOL)
-def fitted_densities_bootstrap() -> dict:
-    """Chapter 2's bootstrap of the lead of its mixture of 5 Gaussians over its full-covariance
-    Gaussian: both fitted to the autoencoder's codes of the 5,000 training faces, 2,000 draws of
-    each (seeds 1 and 2) decoded; their Fréchet distances to the 2,000 reference faces, and
-    :func:`fd_difference_bootstrap` of the two (30 resamples, seed 0)."""
-    from .. import store
-    from ..data import stack_images
-    from . import density
-    from .batching import decode, encode_means
-    from .measures import frechet_distance
-    ae = store.load("ae", expect=store.get_preset("ae").model)
-    oracle = store.load("oracle", expect=store.get_preset("oracle").model)
-    train, _, x_ref = ch2_faces()
-    codes = encode_means(ae, stack_images(train)).double()
-    fits = {"full-covariance Gaussian": (density.fit_gaussian(codes), 1),
-            "mixture of 5 Gaussians": (density.fit_mixture(codes, 5)[0], 2)}
-    features = {name: ch2_features(oracle, decode(ae, density.sample(fit, 2000, seed).float()))
-                for name, (fit, seed) in fits.items()}
-    reference = ch2_features(oracle, x_ref)
-    return {"fd": {name: frechet_distance(f, reference) for name, f in features.items()},
-            "differences": fd_difference_bootstrap(*features.values(), reference)}
-
-
-# --- chapter 3
-
-# --- chapter 4
-
-# --- chapter 5
 CH5_SAMPLES = 2000  # images per Fréchet distance; the prior draws, and each fitted sampler's
 # Built on float32 network outputs: computed with torch's and oneDNN's baseline kernels instead
 # of the AVX-512 ones, every chapter 5 figure moved by at most 4e-7 relative, and the stored
@@ -122,7 +16,7 @@ def ch5_test_faces():
     """Chapter 5's first 4,000 test faces, split as the chapter splits them: (x_fit, x_ref), the
     2,000 faces it encodes and fits things to, and the 2,000 held-out reference faces of its
     Fréchet distances."""
-    from ..data import load_dataset, stack_images
+    from ...data import load_dataset, stack_images
     x = stack_images(load_dataset("faces", "test", limit=4000))
     return x[:2000], x[2000:]
 
@@ -141,7 +35,7 @@ def ch5_ex_post_samples(codes, mixture: bool = True) -> dict:
     codes (5000, L) float64, with chapter 2's seeds (per-coordinate Gaussian 0, full-covariance
     Gaussian 1, mixture of 5 full-covariance Gaussians 2)."""
     from torch.distributions import Normal
-    from . import density
+    from .. import density
     draws = {
         "per-coordinate Gaussian": density.sample(
             Normal(codes.mean(dim=0), codes.std(dim=0)), CH5_SAMPLES, seed=0),
@@ -154,7 +48,7 @@ def ch5_ex_post_samples(codes, mixture: bool = True) -> dict:
 
 
 def ch5_load(name: str):
-    from .. import store
+    from ... import store
     return store.load(name, expect=store.get_preset(name).model)
 
 
@@ -183,9 +77,9 @@ def fd_samplers() -> dict:
     "shown": the codes of the first 12 draws from the autoencoder's per-coordinate Gaussian and
     mixture, which the chapter decodes for its figure of samples."""
     import torch
-    from ..data import load_dataset, stack_images
-    from .batching import decode, encode_means
-    from .measures import feature_stats, frechet_distance, frechet_from_stats, oracle_features
+    from ...data import load_dataset, stack_images
+    from ..batching import decode, encode_means
+    from ..measures import feature_stats, frechet_distance, frechet_from_stats, oracle_features
     models = {"AE": ch5_load("ae"), "VAE": ch5_load("vae")}
     oracle = ch5_load("oracle")
     x_fit, x_ref = ch5_test_faces()
@@ -231,8 +125,8 @@ def fd_midpoints() -> dict:
     straight midpoints, and of the midpoints rescaled to the mean of the ends' distances from the
     centre of the codes; and the straight midpoints' mean length relative to the first end's."""
     import torch
-    from .batching import decode, encode_means
-    from .measures import frechet_distance, oracle_features
+    from ..batching import decode, encode_means
+    from ..measures import frechet_distance, oracle_features
     models = {"AE": ch5_load("ae"), "VAE": ch5_load("vae")}
     oracle = ch5_load("oracle")
     x_fit, x_ref = ch5_test_faces()
@@ -263,8 +157,8 @@ def fd_vae_long() -> dict:
     reference faces: its decoded prior draws (the same z as the chapter's VAE,
     :func:`ch5_prior_draws`) and its reconstructions (decoded posterior means) of the 2,000
     fitting faces."""
-    from .batching import decode, encode_means
-    from .measures import frechet_distance, oracle_features
+    from ..batching import decode, encode_means
+    from ..measures import frechet_distance, oracle_features
     model, oracle = ch5_load("vae-long"), ch5_load("oracle")
     x_fit, x_ref = ch5_test_faces()
     reference = oracle_features(oracle, x_ref)
@@ -277,7 +171,7 @@ def ch5_iwae_grouped(samples, sigma: float, k: int):
     """The chapter's iwae_grouped: L_K per image, (N,), at decoder std sigma, the samples'
     log-weights split into groups of k and the bound of each group averaged over the groups."""
     import torch
-    from . import likelihood
+    from .. import likelihood
     log_w = likelihood.log_weights(likelihood.log_px_given_z(samples, sigma), samples.log_ratio, 0.0)
     return torch.stack([likelihood.iwae_from_log_weights(group)
                         for group in log_w.split(k, dim=1)]).mean(dim=0)
@@ -293,8 +187,8 @@ def iw_beta() -> dict:
     and for K = 1, 2, 4, 8, 16 (:func:`ch5_iwae_grouped`, at each model's training σ) the mean
     bound L_K, the mean gain L_K − L_1 and the standard error of that gain across the faces."""
     import math
-    from ..data import load_dataset, stack_images
-    from . import likelihood
+    from ...data import load_dataset, stack_images
+    from .. import likelihood
     x_ll = stack_images(load_dataset("faces", "test", limit=100))
     value = {}
     for name in ("beta16", "beta1"):
@@ -318,9 +212,9 @@ def ch5_sigma_scores(model, samples, fitted_sigma: float, means, recon, x_fit, p
     posterior means `means`, the reconstruction MSE of `recon` (500 faces) and the Fréchet
     distance of the prior samples."""
     import math
-    from .. import losses
-    from . import likelihood
-    from .measures import count_active
+    from ... import losses
+    from .. import likelihood
+    from ..measures import count_active
     D = samples.num_pixels
     s_train = model.record["train"]["sigma"]
     column = {"training σ": s_train,
@@ -350,10 +244,10 @@ def sigma_compare() -> dict:
     one draw (seed 0) for each of the first 500 validation faces, the posterior means and
     reconstructions of the 2,000 fitting faces, and the decoded prior draws
     (:func:`ch5_prior_draws`) against the 2,000 reference faces."""
-    from ..data import load_dataset, stack_images
-    from . import likelihood
-    from .batching import decode, encode_means
-    from .measures import frechet_distance, oracle_features
+    from ...data import load_dataset, stack_images
+    from .. import likelihood
+    from ..batching import decode, encode_means
+    from ..measures import frechet_distance, oracle_features
     oracle = ch5_load("oracle")
     x_fit, x_ref = ch5_test_faces()
     x_valid = stack_images(load_dataset("faces", "valid", limit=500))
@@ -369,120 +263,3 @@ def sigma_compare() -> dict:
             means, decode(model, means[:500]), x_fit,
             frechet_distance(oracle_features(oracle, prior), reference))
     return value
-
-
-# --- chapter 6
-BETA_SWEEP = tuple(f"beta{b}{s}" for s in ("", "-seed1", "-seed2") for b in (1, 2, 4, 8, 16))
-
-
-def beta_rate_distortion(model, images, sigma: float):
-    """Per image, (N,) each: the KL in closed form and ||x - x_hat(z)||^2 / 2 sigma^2 for one
-    z ~ Q(z|x), drawn with the evaluation's seed (the same noise for every model)."""
-    from . import evaluate, likelihood
-    samples = likelihood.importance_samples(model, images, 1, seed=evaluate.SEED)
-    return samples.kl, samples.sq_error[:, 0] / (2 * sigma**2)
-
-
-# tolerances: 30 times or more the largest relative difference measured between this machine's
-# AVX2/AVX-512 kernels and the baseline ones (ATEN_CPU_CAPABILITY=default, ONEDNN_MAX_CPU_ISA=SSE41)
-@book_figure("ch6-rate-distortion", models=BETA_SWEEP + ("capacity",), rel_tol=1e-5)  # 3e-7
-def beta_rate_distortion_sweep() -> dict:
-    """Chapter 6's rate-distortion plane: the rate (mean KL) and distortion (mean squared error
-    / 2 sigma^2, one posterior sample) of every model of the beta sweep (three seeds) and of the
-    capacity model on the first 500 test faces, with common random numbers
-    (:func:`beta_rate_distortion`); and, from 1,000 bootstrap resamples of the faces (the same
-    resample for every model), the middle 95% of each model's rate and, for each doubling of beta
-    within a seed, of the rate given up, the distortion paid and their ratio (the slope)."""
-    import torch
-    from .. import store
-    from ..data import load_dataset, stack_images
-    names = BETA_SWEEP + ("capacity",)
-    x = stack_images(load_dataset("faces", "test", limit=500))
-    per_image = {}
-    for name in names:
-        model = store.load(name, expect=store.get_preset(name).model)
-        per_image[name] = beta_rate_distortion(model, x, model.record["train"]["sigma"])
-    resample = torch.randint(len(x), (1000, len(x)), generator=torch.Generator().manual_seed(0))
-    boot_rate = {n: r[resample].mean(dim=1) for n, (r, _) in per_image.items()}      # (1000,)
-    boot_distortion = {n: d[resample].mean(dim=1) for n, (_, d) in per_image.items()}
-
-    def interval(values):
-        q = torch.tensor([0.025, 0.975], dtype=torch.float64)
-        return [float(v) for v in torch.quantile(values.double(), q)]
-
-    steps = {}
-    for seed in range(3):
-        group = BETA_SWEEP[5 * seed:5 * seed + 5]
-        drop = [boot_rate[n] - boot_rate[m] for n, m in zip(group, group[1:])]
-        rise = [boot_distortion[m] - boot_distortion[n] for n, m in zip(group, group[1:])]
-        steps[str(seed)] = {"drop": [interval(v) for v in drop],
-                            "rise": [interval(v) for v in rise],
-                            "slope": [interval(r / d) for r, d in zip(rise, drop)]}
-    return {"faces": len(x),
-            "rate": {n: float(r.mean()) for n, (r, _) in per_image.items()},
-            "distortion": {n: float(d.mean()) for n, (_, d) in per_image.items()},
-            "rate_interval": {n: interval(v) for n, v in boot_rate.items()},
-            "steps": steps}
-
-
-# KL 2e-8 apart, the binned MI equal; one of 10,000 codes crossing a bin edge would move an
-# MI by about 1e-4 nats
-@book_figure("ch6-idle-mi", models=("beta16",), rel_tol=1e-3, abs_tol=1e-4)
-def beta16_idle_mi() -> dict:
-    """Chapter 6's idle dimensions: for each latent dimension of beta16 on all 10,000 test
-    faces, its mean KL beside the largest mutual information with a ground-truth factor estimated
-    from posterior means and from one posterior sample
-    (:func:`vaebook.metrics.disentanglement.mi_against_kl`, the evaluation's seed)."""
-    from .. import store
-    from ..data import faces, load_dataset, stack_images
-    from . import disentanglement, evaluate
-    from .batching import encode_posteriors
-    data = load_dataset("faces", "test")
-    levels = [faces.FACTOR_LEVELS.get(f, 0) for f in data.factor_names]
-    model = store.load("beta16", expect=store.get_preset("beta16").model)
-    posteriors = encode_posteriors(model, stack_images(data))
-    idle = disentanglement.mi_against_kl(*posteriors, data.factors, levels, seed=evaluate.SEED)
-    return {"faces": len(data), **{k: [float(v) for v in values] for k, values in idle.items()}}
-
-
-@book_figure("ch6-total-correlation", models=BETA_SWEEP[:5] + ("capacity",), rel_tol=1e-5)  # 1e-7
-def beta_total_correlation() -> dict:
-    """Chapter 6's split of the mismatch KL(q(z) || P(z)) into total correlation and dimension-wise
-    KL (:func:`vaebook.metrics.aggregate.total_correlation`, the evaluation's seed), for the sweep
-    of seed 0 and the capacity model, on the aggregate posterior of the first 2,000 test faces."""
-    from .. import store
-    from ..data import load_dataset, stack_images
-    from . import aggregate, evaluate
-    from .batching import encode_posteriors
-    x = stack_images(load_dataset("faces", "test", limit=2000))
-    split = {}
-    for name in BETA_SWEEP[:5] + ("capacity",):
-        model = store.load(name, expect=store.get_preset(name).model)
-        split[name] = aggregate.total_correlation(*encode_posteriors(model, x), seed=evaluate.SEED)._asdict()
-    return {"faces": len(x), "split": split}
-
-
-def aggregate_std_range(mu, logvar) -> list[float]:
-    """[smallest, largest] standard deviation of a coordinate of the aggregate posterior q(z), the
-    mixture of the posteriors N(mu, diag exp(logvar)) (N, L): Var = Var_x[mu_j] + E_x[sigma_j^2]."""
-    std = (mu.var(dim=0) + logvar.exp().mean(dim=0)).sqrt()
-    return [float(std.min()), float(std.max())]
-
-
-@book_figure("ch6-q-spread", models=("beta1", "beta16", "beta1-sigma0.1", "beta16-sigma0.1"),
-             rel_tol=1e-5)  # 6e-8, one float32 rounding
-def beta_q_spread() -> dict:
-    """Chapter 6's sigma = 0.1 experiment: how wide the aggregate posterior q(z) of the first 2,000
-    test faces spreads (:func:`aggregate_std_range`) for the two models trained at sigma = 0.1 and
-    the two ends of the sweep beside them (the prior's standard deviation is 1)."""
-    from .. import store
-    from ..data import load_dataset, stack_images
-    from .batching import encode_posteriors
-    x = stack_images(load_dataset("faces", "test", limit=2000))
-    return {name: aggregate_std_range(*encode_posteriors(store.load(name, expect=store.get_preset(name).model), x))
-            for name in ("beta1", "beta16", "beta1-sigma0.1", "beta16-sigma0.1")}
-
-
-# --- chapter 7
-
-# --- chapter 8

@@ -37,9 +37,10 @@ MEASURE = """(() => {
       (el.className && typeof el.className === 'string' ? '.' + el.className.trim().split(/\\s+/).slice(0, 2).join('.') : '');
   const where = el => { const fig = el.closest('[id^="fig-"], [id^="tbl-"], [id^="eq-"], section[id]');
                         return fig ? fig.id : ''; };
-  const scrolls = el => { const s = getComputedStyle(el).overflowX; return s === 'auto' || s === 'scroll' || s === 'hidden'; };
+  const scrolls = el => { const s = getComputedStyle(el).overflowX; return s === 'auto' || s === 'scroll'; };
+  const clips = el => scrolls(el) || getComputedStyle(el).overflowX === 'hidden';
   const clipped = el => { for (let p = el.parentElement; p && p !== document.body; p = p.parentElement)
-                            if (scrolls(p) && p.getBoundingClientRect().right <= W + 1) return true; return false; };
+                            if (clips(p) && p.getBoundingClientRect().right <= W + 1) return true; return false; };
   const over = [];
   for (const el of main.querySelectorAll('*')) {
     const r = el.getBoundingClientRect();
@@ -50,7 +51,7 @@ MEASURE = """(() => {
   }
   const scrolling = {};
   for (const el of main.querySelectorAll('*')) {
-    if (el.closest('.MJX_Assistive_MathML, mjx-assistive-mml')) continue;  // hidden copies for screen readers
+    if (el.closest('.MJX_Assistive_MathML, mjx-assistive-mml, .screen-reader-only')) continue;  // hidden, for screen readers
     if (el.scrollWidth > el.clientWidth + 2 && scrolls(el) && el.clientWidth > 0) {
       const kind = el.closest('pre, .sourceCode, .jp-InputArea, .jp-Editor') || el.querySelector('pre') ? 'code'
                  : el.querySelector('table') || el.tagName === 'TABLE' ? 'table'
@@ -69,11 +70,13 @@ MEASURE = """(() => {
 
 
 def mathjax_done(browser, timeout: float = 60) -> None:
-    """Wait until MathJax (when the page uses it) has typeset the page."""
+    """Wait until MathJax (2.7, as both sites use, or 3) has typeset the page."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        state = browser.evaluate("window.MathJax && MathJax.startup && MathJax.startup.promise ? "
-                                 "MathJax.startup.promise.then(() => 'done') : (window.MathJax ? 'waiting' : 'none')")
+        state = browser.evaluate(
+            "!window.MathJax ? 'none' : MathJax.startup && MathJax.startup.promise ? "
+            "MathJax.startup.promise.then(() => 'done') : MathJax.Hub && MathJax.Hub.Queue ? "
+            "new Promise(r => MathJax.Hub.Queue(() => r('done'))) : 'waiting'")
         if state in ("done", "none"):
             return
         time.sleep(0.2)

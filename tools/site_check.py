@@ -134,7 +134,8 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, default=200, help="screenshots per page, width and state")
     args = ap.parse_args(argv)
     site = Path(args.site)
-    pages = [site / "index.html", *sorted((site / "chapters").glob("*.html"))]
+    pages = [site / "index.html", *sorted((site / "chapters").glob("*.html")), site / "references.html"]
+    pages = [p for p in pages if p.exists()]
     if args.pages:
         pages = [p for p in pages if p.stem in args.pages]
     shots = Path(args.shots) if args.shots else None

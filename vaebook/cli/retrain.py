@@ -175,7 +175,7 @@ def train(args) -> None:
                             "train on a dataset with more images"))
     model = build_model(p.preset.model, seed=p.cfg.seed)
     print(f"training {what_is_trained(p)}; {count_parameters(model):,} parameters, "
-          f"{len(train_data):,} images, {p.cfg.epochs} epochs on {hardware(p.device)}", flush=True)
+          f"{len(train_data):,} images, {plural(p.cfg.epochs, 'epoch')} on {hardware(p.device)}", flush=True)
     p.run_file.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     try:
@@ -183,8 +183,10 @@ def train(args) -> None:
                       progress=not args.quiet, data={"dataset": p.dataset, "images": len(train_data)})
     except NonFiniteLossError as e:
         raise NonFiniteLossError(diverged(p, e)) from None
-    print(f"finished: {len(history.epochs)} epochs, last {history.epochs[-1]}" if args.quiet
-          else f"finished: {len(history.epochs)} epochs", flush=True)
+    last = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                     for k, v in history.epochs[-1].items())
+    done = f"finished: {plural(len(history.epochs), 'epoch')}"
+    print(f"{done}; the last: {last}" if args.quiet else done, flush=True)
     if p.save_to is None:
         print(f"the run is in {p.run_file}" + ("" if p.overrides or p.dataset != "faces" else
               f"; `python -m vaebook train {p.name} --save` makes it the book's {p.name}"))
@@ -267,4 +269,9 @@ def hardware(device: torch.device) -> str:
                 break
     except OSError:
         pass
-    return f"CPU only, no GPU: {cpu}, {torch.get_num_threads()} threads"
+    return f"CPU only, no GPU: {cpu}, {plural(torch.get_num_threads(), 'thread')}"
+
+
+def plural(n: int, word: str) -> str:
+    """'1 epoch', '4 epochs'."""
+    return f"{n} {word}{'s' * (n != 1)}"

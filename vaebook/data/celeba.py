@@ -47,8 +47,9 @@ CelebA is not bundled with the book; download it yourself from either
   * the official site: https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html
     (torchvision's downloader uses the same Google Drive files and often fails on its quota), or
   * Kaggle: the dataset "jessicali9530/celeba-dataset" (the usual alternative),
-unzip it, and point the book at the folder: set the environment variable {ENV_VAR}
-or pass root=... to CelebA(). Expected layouts (either one):
+unzip it, and point the book at the folder: set the environment variable {ENV_VAR},
+or pass root=... to load_dataset("celeba", ...) (or to CelebA()).
+Expected layouts (either one):
   torchvision: <root>/celeba/img_align_celeba/*.jpg, <root>/celeba/list_attr_celeba.txt,
                <root>/celeba/list_eval_partition.txt
   Kaggle:      <root>/img_align_celeba/img_align_celeba/*.jpg, <root>/list_attr_celeba.csv,

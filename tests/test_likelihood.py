@@ -140,3 +140,14 @@ def test_bits_per_dim_on_the_8_bit_scale():
     assert LL.bits_per_dim(0.0, d) == 8.0                      # a flat density on [0, 1]^D
     assert LL.bits_per_dim(d * math.log(2), d) == pytest.approx(9.0)
     assert LL.bits_per_dim(-d * math.log(2), d) == pytest.approx(7.0)
+
+
+def test_iwae_grouped_averages_the_bound_over_groups_of_k():
+    samples = LL.importance_samples(tiny_vae(), images(), 8, seed=3)
+    log_w = LL.log_weights(LL.log_px_given_z(samples, 0.3), samples.log_ratio, 0.0)
+    assert torch.allclose(LL.iwae_grouped(samples, 0.3, 8), LL.iwae_at(samples, 0.3))
+    assert torch.allclose(LL.iwae_grouped(samples, 0.3, 1), log_w.double().mean(1))
+    by_hand = (LL.iwae_from_log_weights(log_w[:, :4]) + LL.iwae_from_log_weights(log_w[:, 4:])) / 2
+    assert torch.allclose(LL.iwae_grouped(samples, 0.3, 4), by_hand)
+    # groups of more samples give a higher bound on average (Burda et al.)
+    assert LL.iwae_grouped(samples, 0.3, 8).mean() >= LL.iwae_grouped(samples, 0.3, 1).mean()

@@ -97,6 +97,14 @@ def iwae_at(samples: ImportanceSamples, sigma: float) -> torch.Tensor:
     return iwae_from_log_weights(log_weights(log_px_given_z(samples, sigma), samples.log_ratio, 0.0))
 
 
+def iwae_grouped(samples: ImportanceSamples, sigma: float, k: int) -> torch.Tensor:
+    """(N,) float64: L_k of each image at decoder std σ from K samples, k dividing K: the
+    log-weights split into K/k groups of k, the bound of each group averaged over the groups
+    (the same expectation as one group, less noise)."""
+    log_w = log_weights(log_px_given_z(samples, sigma), samples.log_ratio, 0.0)
+    return torch.stack([iwae_from_log_weights(group) for group in log_w.split(k, dim=1)]).mean(dim=0)
+
+
 def elbo_optimal_sigma(samples: ImportanceSamples) -> float:
     """The σ maximising the mean ELBO over these samples: σ² = mean of ||x − x̂(z)||² / D over images,
     samples and pixels (the KL does not depend on σ). Fit it on images other than those it scores."""

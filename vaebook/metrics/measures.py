@@ -37,7 +37,7 @@ from .disentanglement import (FactorVAEScore, Interventions, discretize, encode_
                               mutual_info_matrix, posterior_codes, render_interventions)
 from .likelihood import (ImportanceSamples, bits_per_dim, bounds, elbo_at, elbo_optimal_sigma, elbo_terms,
                          gaussian_log_density, importance_samples, iwae_at, iwae_bound, iwae_from_log_weights,
-                         log_weights)
+                         iwae_grouped, log_weights)
 from ..losses import kl_per_dimension
 
 __all__ = [  # this module's own functions, then those it gathers from its companions
@@ -53,6 +53,7 @@ __all__ = [  # this module's own functions, then those it gathers from its compa
     "render_interventions",
     "ImportanceSamples", "bits_per_dim", "bounds", "elbo_at", "elbo_optimal_sigma", "elbo_terms",
     "gaussian_log_density", "importance_samples", "iwae_at", "iwae_bound", "iwae_from_log_weights",
+    "iwae_grouped",
     "log_weights",
 ]
 

@@ -7,7 +7,7 @@ from .sampling import (  # noqa: F401
     fd_difference_bootstrap, fitted_densities_bootstrap)
 from .vae import (  # noqa: F401
     ch5_test_faces, ch5_prior_draws, ch5_ex_post_samples, ch5_load, fd_samplers,
-    fd_midpoints, fd_vae_long, ch5_iwae_grouped, iw_beta, ch5_sigma_scores, sigma_compare)
+    fd_midpoints, fd_vae_long, iw_beta, ch5_sigma_scores, sigma_compare)
 from .beta import (  # noqa: F401
     beta_rate_distortion, beta_rate_distortion_sweep, beta16_idle_mi,
     beta_total_correlation, aggregate_std_range, beta_q_spread)

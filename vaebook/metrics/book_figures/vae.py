@@ -167,16 +167,6 @@ def fd_vae_long() -> dict:
     return {k: frechet_distance(oracle_features(oracle, v), reference) for k, v in sets.items()}
 
 
-def ch5_iwae_grouped(samples, sigma: float, k: int):
-    """The chapter's iwae_grouped: L_K per image, (N,), at decoder std sigma, the samples'
-    log-weights split into groups of k and the bound of each group averaged over the groups."""
-    import torch
-    from .. import likelihood
-    log_w = likelihood.log_weights(likelihood.log_px_given_z(samples, sigma), samples.log_ratio, 0.0)
-    return torch.stack([likelihood.iwae_from_log_weights(group)
-                        for group in log_w.split(k, dim=1)]).mean(dim=0)
-
-
 CH5_KS = (1, 2, 4, 8, 16)
 
 
@@ -184,7 +174,7 @@ CH5_KS = (1, 2, 4, 8, 16)
 def iw_beta() -> dict:
     """Chapter 5's importance-weighted bounds of the β-VAEs β = 16 and β = 1 (the sweep's seed 0,
     ten latents) on the chapter's first 100 test faces: 16 draws z_k ~ Q(z|x) per face (seed 0),
-    and for K = 1, 2, 4, 8, 16 (:func:`ch5_iwae_grouped`, at each model's training σ) the mean
+    and for K = 1, 2, 4, 8, 16 (:func:`~vaebook.metrics.likelihood.iwae_grouped`, at each model's training σ) the mean
     bound L_K, the mean gain L_K − L_1 and the standard error of that gain across the faces."""
     import math
     from ...data import load_dataset, stack_images
@@ -195,7 +185,7 @@ def iw_beta() -> dict:
         model = ch5_load(name)
         sigma = model.record["train"]["sigma"]
         samples = likelihood.importance_samples(model, x_ll, 16, seed=0)
-        per_image = {k: ch5_iwae_grouped(samples, sigma, k) for k in CH5_KS}
+        per_image = {k: likelihood.iwae_grouped(samples, sigma, k) for k in CH5_KS}
         gains = [per_image[k] - per_image[1] for k in CH5_KS]
         value[name] = {"sigma": sigma, "latent_dim": model.config.latent_dim, "faces": len(x_ll),
                        "K": list(CH5_KS),
@@ -207,7 +197,7 @@ def iw_beta() -> dict:
 
 def ch5_sigma_scores(model, samples, fitted_sigma: float, means, recon, x_fit, prior_fd: float) -> dict:
     """The chapter's scores(): one column of its table of two VAEs that differ in σ. The bounds
-    (ELBO, L₁₆ of :func:`ch5_iwae_grouped`, bits per dimension) at the training σ, at σ = 0.6
+    (ELBO, L₁₆ of :func:`~vaebook.metrics.likelihood.iwae_grouped`, bits per dimension) at the training σ, at σ = 0.6
     and at the σ fitted on 500 validation faces; then the KL term, the active coordinates of the
     posterior means `means`, the reconstruction MSE of `recon` (500 faces) and the Fréchet
     distance of the prior samples."""
@@ -223,7 +213,7 @@ def ch5_sigma_scores(model, samples, fitted_sigma: float, means, recon, x_fit, p
         if label == "fitted σ":
             column["σ fitted on 500 validation faces"] = s
         column[f"ELBO at {label}"] = likelihood.elbo_at(samples, s).mean().item()
-        column[f"L₁₆ at {label}"] = ch5_iwae_grouped(samples, s, 16).mean().item()
+        column[f"L₁₆ at {label}"] = likelihood.iwae_grouped(samples, s, 16).mean().item()
         if label != "σ = 0.6":
             column[f"bits per dimension, {label}"] = likelihood.bits_per_dim(
                 -column[f"L₁₆ at {label}"], D)

@@ -94,3 +94,14 @@ def test_differences_compares_numbers_within_tolerance():
 def test_unknown_figure_lists_the_known_ones():
     with pytest.raises(KeyError, match="no book figure named 'nope'"):
         stored.compute("nope")
+
+
+def test_the_figures_command_lists_them_and_names_an_unknown_one(capsys):
+    from vaebook.cli.commands import main
+    main(["figures"])
+    listed = capsys.readouterr().out
+    assert all(f"{name} " in listed for name in stored.REGISTRY) and " stored " in listed
+    with pytest.raises(SystemExit) as exit_:
+        main(["figures", "nope"])
+    assert exit_.value.code == 2
+    assert "no book figure named 'nope'; known: ch" in capsys.readouterr().err

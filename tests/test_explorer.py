@@ -49,6 +49,23 @@ def test_browser_layers_reproduce_the_decoder(dtype, atol):
     assert (got - expected).abs().max() < atol
 
 
+@pytest.mark.parametrize("k, s", [(4, 2), (3, 1), (6, 2), (5, 3), (2, 2), (8, 4)])
+def test_subpixel_is_the_transposed_convolution(k, s):
+    """The page's phase convolutions + depth-to-space give the 'same' transposed convolution,
+    with as many weights (no zero taps); phases of unequal size (k = 5, s = 3) included."""
+    conv = torch.nn.ConvTranspose2d(5, 3, k, s, (k - s) // 2)
+    x = torch.randn(2, 5, 7, 6, generator=torch.Generator().manual_seed(k * 10 + s))
+    layer = {"op": "conv_transpose", "stride": s, "act": "sigmoid",
+             "w": conv.weight.detach().double().permute(2, 3, 1, 0).numpy(), "b": conv.bias.detach().double().numpy()}
+    page = wx.subpixel(layer)
+    assert page["op"] == "subpixel" and page["act"] == "sigmoid" and len(page["phases"]) == s * s
+    assert sum(phase["w"].size for phase in page["phases"]) == layer["w"].size
+    with torch.no_grad():
+        expected = torch.sigmoid(conv(x))
+    for stored in (layer, page):
+        assert (wx.run_layers([stored], x, np.float64) - expected).abs().max() < 1e-6
+
+
 def test_browser_layers_refuse_what_the_page_cannot_run():
     with pytest.raises(ValueError, match="cannot run a Dropout"):
         wx.browser_layers(torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.Dropout()))

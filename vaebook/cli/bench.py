@@ -122,14 +122,13 @@ def bench_export_precision(names=("vae", "beta4"), n: int = 500) -> None:
     from ..metrics.measures import encode_means
     from ..explore.webexport import browser_layers, run_layers
 
-    def int8(layers):                     # symmetric per output channel, then back to float
-        out = []
-        for layer in layers:
-            w = layer["w"]
-            axis = 1 if layer["op"] == "linear" else 2
-            scale = np.abs(w).max(axis=tuple(a for a in range(w.ndim) if a != axis), keepdims=True) / 127
-            out.append({**layer, "w": np.round(w / np.maximum(scale, 1e-12)) * scale})
-        return out
+    def int8(layers):                     # symmetric per output channel (the last axis), then back to float
+        def rounded(w):
+            scale = np.abs(w).max(axis=tuple(range(w.ndim - 1)), keepdims=True) / 127
+            return np.round(w / np.maximum(scale, 1e-12)) * scale
+        return [{**layer, "w": rounded(layer["w"])} if "w" in layer else
+                {**layer, "phases": [{**phase, "w": rounded(phase["w"])} for phase in layer["phases"]]}
+                for layer in layers]
 
     images = stack_images(load_dataset(None, "test", limit=n))
     gen = torch.Generator().manual_seed(0)

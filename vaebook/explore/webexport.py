@@ -29,8 +29,9 @@ in base64, so it too loads with a ``<script>`` tag, never fetch(). Every BatchNo
 the transposed convolution before it (in float64), weights are stored as float16 (biases
 float32). Against the PyTorch decode, over 1100 codes (prior draws, test posterior means, 3σ
 draws; ``bench_export_precision`` in ``python -m vaebook.cli.bench`` prints it): float16 moves a
-pixel by at most 0.25/255 (vae; beta4 0.16/255), int8 per output channel by up to 16.7/255, with
-6.6% of the pixels off by more than 1/255; so float16, visually lossless at half the float32 size.
+pixel by at most 0.25/255 (vae; beta4 0.16/255), int8 per output channel (of each layer's
+matrix or phase convolution) by up to 12.0/255, with 4.0% of the pixels off by more than
+1/255; so float16, visually lossless at half the float32 size.
 """
 from __future__ import annotations
 
@@ -68,9 +69,10 @@ NOTE = ("The latent explorer runs in the book's web pages (<code>make book</code
 def browser_layers(decoder: nn.Sequential) -> list[dict]:
     """The decoder as the layers the page runs, float64 numpy arrays in TensorFlow.js layouts:
     ``{"op": "linear", "w": (L, s·s·C), "b", "out": [s, s, C]}`` (outputs reordered from PyTorch's
-    C, s, s to the browser's channels-last s, s, C) and ``{"op": "conv_transpose", "w":
-    (k, k, C_out, C_in), "b"}``, each with its activation (``act``, ``alpha``). A BatchNorm is
-    folded into the layer before it: w·a and (b − mean)·a + β with a = γ/√(var + ε)."""
+    C, s, s to the browser's channels-last s, s, C) and, for each transposed convolution, the
+    ``{"op": "subpixel", ...}`` of :func:`subpixel`; each with its activation (``act``,
+    ``alpha``). A BatchNorm is folded into the layer before it: w·a and (b − mean)·a + β with
+    a = γ/√(var + ε)."""
     layers = []
     for module in decoder:
         if isinstance(module, nn.Linear):
@@ -103,7 +105,32 @@ def browser_layers(decoder: nn.Sequential) -> list[dict]:
         else:
             raise ValueError(f"the page cannot run a {type(module).__name__} layer; "
                              "extend webexport.browser_layers and explorer.js together")
-    return layers
+    return [subpixel(layer) if layer["op"] == "conv_transpose" else layer for layer in layers]
+
+
+def subpixel(layer: dict) -> dict:
+    """A 'same' transposed convolution (stride s, k×k kernel, padding p = (k − s)/2, weights
+    w of shape (k, k, C_out, C_in) as TensorFlow.js lays them out) as s·s ordinary stride-1
+    convolutions, one per output phase (r, c) = (row mod s, column mod s), whose outputs
+    depth-to-space interleaves. Same numbers and the same multiplications, but TensorFlow.js's
+    WebAssembly backend runs an ordinary convolution with its fast kernel (XNNPACK, SIMD) and a
+    transposed one with a plain loop.
+
+    Output row o = s·m + r takes input row m + d through kernel row t = r + p − s·d, for the d
+    with 0 ≤ t < k; phase r's kernel holds those rows, its padding reaches from d_min to d_max.
+    Returns ``{"op": "subpixel", "stride": s, "phases": [{"w": (rows, cols, C_in, C_out),
+    "pad": [top, bottom, left, right]}, ...] (r, c in row-major order), "b": b tiled s·s times}``."""
+    w, s = layer["w"], layer["stride"]
+    k, p = w.shape[0], (w.shape[0] - s) // 2
+    offsets = [[d for d in range(-k, k + 1) if 0 <= r + p - s * d < k] for r in range(s)]
+    phases = []
+    for r in range(s):
+        for c in range(s):
+            rows, cols = offsets[r], offsets[c]
+            kernel = np.stack([np.stack([w[r + p - s * dr, c + p - s * dc].T for dc in cols]) for dr in rows])
+            phases.append({"w": kernel, "pad": [-rows[0], rows[-1], -cols[0], cols[-1]]})
+    keep = {key: value for key, value in layer.items() if key not in ("op", "w", "b")}
+    return {**keep, "op": "subpixel", "phases": phases, "b": np.tile(layer["b"], s * s)}
 
 
 def run_layers(layers: list[dict], z: torch.Tensor, dtype=np.float16) -> torch.Tensor:
@@ -111,13 +138,21 @@ def run_layers(layers: list[dict], z: torch.Tensor, dtype=np.float16) -> torch.T
     to `dtype` as stored. Used to measure the storage dtype and to test the export."""
     h = z.float()
     for layer in layers:
-        w = torch.from_numpy(layer["w"].astype(dtype).astype(np.float32))
+        def weights(w):
+            return torch.from_numpy(w.astype(dtype).astype(np.float32))
         b = torch.from_numpy(layer["b"].astype(np.float32))
         if layer["op"] == "linear":
-            h = (h @ w + b).reshape(-1, *layer["out"]).permute(0, 3, 1, 2)
-        else:
-            k, s = w.shape[0], layer["stride"]
-            h = F.conv_transpose2d(h, w.permute(3, 2, 0, 1), b, stride=s, padding=(k - s) // 2)
+            h = (h @ weights(layer["w"]) + b).reshape(-1, *layer["out"]).permute(0, 3, 1, 2)
+        elif layer["op"] == "subpixel":          # phases' convolutions, then depth-to-space
+            h = torch.cat([F.conv2d(F.pad(h, (left, right, top, bottom)), weights(phase["w"]).permute(3, 2, 0, 1))
+                           for phase in layer["phases"] for top, bottom, left, right in [phase["pad"]]], 1) \
+                + b[:, None, None]
+            n, _, rows, cols = h.shape
+            s = layer["stride"]
+            h = h.reshape(n, s, s, -1, rows, cols).permute(0, 3, 4, 1, 5, 2).reshape(n, -1, rows * s, cols * s)
+        else:                                     # conv_transpose: (k, k, C_out, C_in)
+            w, s = weights(layer["w"]), layer["stride"]
+            h = F.conv_transpose2d(h, w.permute(3, 2, 0, 1), b, stride=s, padding=(w.shape[0] - s) // 2)
         act = layer.get("act")
         h = F.leaky_relu(h, layer["alpha"]) if act == "leaky_relu" else torch.sigmoid(h) if act == "sigmoid" else h
     return h
@@ -155,14 +190,24 @@ def export_key(name: str, faces: torch.Tensor, kl_images: torch.Tensor, root=Non
 def model_spec(name: str, model, faces: torch.Tensor, kl_images: torch.Tensor, root=None) -> dict:
     """Everything the page needs about one model, JSON-ready."""
     kl = kl_per_dim(model, kl_images).float()
-    layers = [{"op": layer["op"], "shape": list(layer["w"].shape), "w": b64(layer["w"], "f2"),
-               "b": b64(layer["b"], "f4"), **{k: layer[k] for k in ("out", "stride", "act", "alpha") if k in layer}}
-              for layer in browser_layers(model.decoder)]
+    layers = [page_layer(layer) for layer in browser_layers(model.decoder)]
     return {"name": name, "label": model_label(name, root), "latent_dim": model.config.latent_dim,
             "image_size": model.config.image_size, "sha256": manifest_entry(name, root)["sha256"],
             "key": export_key(name, faces, kl_images, root),
             "kl": [round(float(v), 4) for v in kl], "kl_faces": len(kl_images),
             "codes": b64(encode_means(model, faces).numpy(), "f4"), "layers": layers}
+
+
+def page_layer(layer: dict) -> dict:
+    """One layer as models/NAME.js stores it: weights as float16 base64 with their shape."""
+    def weights(w):
+        return {"shape": list(w.shape), "w": b64(w, "f2")}
+    out = {key: layer[key] for key in ("op", "out", "stride", "act", "alpha") if key in layer}
+    if "w" in layer:
+        out.update(weights(layer["w"]))
+    if "phases" in layer:
+        out["phases"] = [{**weights(phase["w"]), "pad": phase["pad"]} for phase in layer["phases"]]
+    return {**out, "b": b64(layer["b"], "f4")}
 
 
 def library_bundle() -> bytes:

@@ -63,8 +63,11 @@
 
   function register(spec) {                     // called by models/NAME.js
     spec.codes = float32(spec.codes);
+    const weights = l => tf.tensor(float16(l.w), l.shape);
     spec.layers = spec.layers.map(l => Object.assign({}, l, {
-      w: tf.tensor(float16(l.w), l.shape), b: tf.tensor1d(float32(l.b))}));
+      w: l.w && weights(l), b: tf.tensor1d(float32(l.b)),
+      phases: l.phases && l.phases.map(p => ({w: weights(p), pad: [[0, 0], p.pad.slice(0, 2), p.pad.slice(2), [0, 0]]}))
+    }));
     specs[spec.name] = spec;
   }
 
@@ -131,9 +134,9 @@
       for (const l of spec.layers) {
         if (l.op === "linear") {
           h = tf.reshape(tf.add(tf.matMul(h, l.w), l.b), [1].concat(l.out));
-        } else {
-          const shape = [1, h.shape[1] * l.stride, h.shape[2] * l.stride, l.shape[2]];
-          h = tf.add(tf.conv2dTranspose(h, l.w, shape, l.stride, "same"), l.b);
+        } else {                                // "subpixel": a transposed convolution, see webexport.subpixel
+          const phases = l.phases.map(p => tf.conv2d(h, p.w, 1, p.pad));
+          h = tf.depthToSpace(tf.add(tf.concat(phases, 3), l.b), l.stride);
         }
         if (l.act === "leaky_relu") h = tf.leakyRelu(h, l.alpha);
         else if (l.act === "sigmoid") h = tf.sigmoid(h);

@@ -107,7 +107,7 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 def kl_per_dimension(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """The summands of :func:`kl_divergence`, one per latent dimension: (B, L)."""
+    """The summands of `kl_divergence`, one per latent dimension: (B, L)."""
     return 0.5 * (logvar.exp() + mu**2 - 1.0 - logvar)
 
 

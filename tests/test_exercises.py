@@ -124,6 +124,16 @@ def test_reference_passes_and_stub_is_unanswered(exercise):
     assert verdict(exercise.id, exercise.stub()).unanswered
 
 
+def test_a_right_measurement_does_not_print_the_answer():
+    """The page prints the verdict right under a predict-then-measure exercise: a passing line
+    must not give the number away; a wrong one says what differs."""
+    from vaebook.exercises.checker import close_number, Wrong
+    line = close_number(18, 18.0, "the number of active dims", rtol=1e-3)
+    assert "18" not in line and "matches" in line
+    with pytest.raises(Wrong, match="is 18, you have 15"):
+        close_number(15, 18.0, "the number of active dims", rtol=1e-3)
+
+
 def test_the_command_lists_every_exercise(capsys):
     main(["exercises"])
     lines = capsys.readouterr().out.splitlines()

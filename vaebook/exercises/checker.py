@@ -186,7 +186,9 @@ def compare_functions(answer, reference, cases: list[dict], hint: str, **tol) ->
 
 
 def close_number(answer, want: float, what: str, rtol: float, atol: float = 0.0) -> str:
-    """A measured number against the value recomputed from the model itself."""
+    """A measured number against the value recomputed from the model itself. The passing line
+    leaves the number out: the rendered book prints it right under a predict-then-measure
+    exercise, where it would give the answer away."""
     if isinstance(answer, torch.Tensor) and answer.numel() == 1:
         answer = answer.item()
     if not isinstance(answer, (int, float)) or isinstance(answer, bool):
@@ -194,7 +196,7 @@ def close_number(answer, want: float, what: str, rtol: float, atol: float = 0.0)
     if not math.isfinite(answer) or abs(answer - want) > atol + rtol * abs(want):
         raise Wrong(f"wrong value: {what} is {want:.4g}, you have {answer:.4g} "
                     f"(off by {abs(answer - want):.3g}); hint: measure it as the exercise says")
-    return f"{what} is {want:.4g}, you have {answer:.4g}"
+    return f"{what}: your measurement matches the model's"   # no number: the page shows this line
 
 
 def fresh_generator() -> torch.Generator:

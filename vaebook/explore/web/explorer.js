@@ -188,7 +188,7 @@
     build() {
       const names = this.config.models;
       this.canvas = el("canvas", {class: "vx-image", "aria-label": "decoded z"});
-      this.original = el("img", {class: "vx-image", alt: "test face"});
+      this.original = el("img", {class: "vx-image vx-empty", alt: "test face"});   // hidden until a face is chosen
       this.caption = el("div", {class: "vx-caption"});
       this.status = el("div", {class: "vx-status", text: "The decoder loads when you scroll here."});
       this.thumbs = el("div", {class: "vx-faces"});

@@ -31,7 +31,7 @@ def device_of(model: torch.nn.Module) -> torch.device:
     return tensor.device if tensor is not None else torch.device("cpu")
 
 
-def batched(model, fn, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+def batched(model, fn, images: torch.Tensor, batch_size: int = 200) -> torch.Tensor:
     """torch.cat of fn(batch) over batches of images (N, ...), model in eval mode, on the CPU."""
     device = device_of(model)
     with evaluating(model):
@@ -44,18 +44,18 @@ def mean_code(model, x: torch.Tensor) -> torch.Tensor:
     return out[1] if isinstance(out, tuple) else out
 
 
-def encode_means(model, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+def encode_means(model, images: torch.Tensor, batch_size: int = 200) -> torch.Tensor:
     """(N, 3, S, S) -> (N, L): posterior means E_q[z|x] for a VAE, codes h for an autoencoder."""
     return batched(model, lambda x: mean_code(model, x), images, batch_size)
 
 
-def encode_posteriors(vae, images: torch.Tensor, batch_size: int = 500):
+def encode_posteriors(vae, images: torch.Tensor, batch_size: int = 200):
     """(N, 3, S, S) -> (mu, logvar), each (N, L): the fitted posteriors q(z|x) = N(mu, diag(exp(logvar)))."""
     both = batched(vae, lambda x: torch.cat(vae.encode(x)[1:], dim=1), images, batch_size)
     return both.chunk(2, dim=1)
 
 
-def decode(model, z: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+def decode(model, z: torch.Tensor, batch_size: int = 200) -> torch.Tensor:
     """(N, L) -> (N, 3, S, S): decode codes in batches, in eval mode (prior samples, traversals)."""
     return batched(model, model.decode, z, batch_size)
 

@@ -57,7 +57,7 @@ class ImportanceSamples(NamedTuple):
     num_pixels: int          # D
 
 
-def importance_samples(vae, images: torch.Tensor, k: int, batch_size: int = 500,
+def importance_samples(vae, images: torch.Tensor, k: int, batch_size: int = 200,
                        seed: int = 0) -> ImportanceSamples:
     """Draw K samples z_k ~ q(z|x) for each image (N, 3, S, S), decode each, keep what the bounds need.
 
@@ -124,7 +124,7 @@ def bits_per_dim(nll: float, num_pixels: int) -> float:
 
 
 # ------------------------------------------------------------------------ the classic entry points
-def elbo_terms(vae, images: torch.Tensor, sigma: float, batch_size: int = 500, seed: int = 0) -> dict:
+def elbo_terms(vae, images: torch.Tensor, sigma: float, batch_size: int = 200, seed: int = 0) -> dict:
     """Mean nats per image of the ELBO and its two parts, with a Gaussian decoder of std sigma:
     {"elbo": −recon − kl, "recon": E_q[−log p(x|z)] (one seeded z per image), "kl": KL(q ‖ p(z))
     (closed form)}. The z of each image is the first sample :func:`iwae_bound` draws with the same
@@ -136,7 +136,7 @@ def elbo_terms(vae, images: torch.Tensor, sigma: float, batch_size: int = 500, s
 
 
 def iwae_bound(vae, images: torch.Tensor, sigma: float, k: int,
-               batch_size: int = 500, seed: int = 0) -> torch.Tensor:
+               batch_size: int = 200, seed: int = 0) -> torch.Tensor:
     """(N, 3, S, S) -> (N,) float64: the importance-weighted bound of Burda et al. (2015),
     log (1/K) Σ_k p(x|z_k) p(z_k) / q(z_k|x) with z_k ~ q(z|x), p(x|z) = N(x̂, σ² I), p(z) = N(0, I).
     K = 1 is the ELBO (in expectation); it rises with K towards log p(x)."""

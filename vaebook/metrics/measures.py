@@ -70,7 +70,7 @@ def feature_stats(feats: torch.Tensor):
 
 
 # ------------------------------------------------------------------------------- reconstruction
-def reconstruction_mse(model, images: torch.Tensor, batch_size: int = 500) -> float:
+def reconstruction_mse(model, images: torch.Tensor, batch_size: int = 200) -> float:
     """Mean squared error per pixel over images (N, 3, S, S), decoding the mean code (mu, not a
     sample, for a VAE): how much the deterministic encode-decode round trip loses."""
     def sse(x):
@@ -136,7 +136,7 @@ def principal_directions(images: torch.Tensor, k: int, block: int = 64, tol: flo
 
 
 # ------------------------------------------------------------------------------ latent activity
-def kl_per_dim(vae, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+def kl_per_dim(vae, images: torch.Tensor, batch_size: int = 200) -> torch.Tensor:
     """(L,): KL(q(z_u|x) ‖ N(0, 1)) of each latent dim, averaged over the images (closed form).
     A dim with KL ≈ 0 carries no information about x: posterior collapse."""
     def kl(x):
@@ -145,7 +145,7 @@ def kl_per_dim(vae, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor
     return batched(vae, kl, images, batch_size).mean(0)
 
 
-def latent_activity(vae, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+def latent_activity(vae, images: torch.Tensor, batch_size: int = 200) -> torch.Tensor:
     """(L,) float64: A_u = Var_x(E_q[z_u|x]), how much each posterior mean moves across the data."""
     return encode_means(vae, images, batch_size).double().var(0, correction=0)
 
@@ -155,13 +155,13 @@ def count_active(means: torch.Tensor, threshold: float = 0.01) -> int:
     return int((means.double().var(0, correction=0) > threshold).sum())
 
 
-def active_units(vae, images: torch.Tensor, threshold: float = 0.01, batch_size: int = 500) -> int:
+def active_units(vae, images: torch.Tensor, threshold: float = 0.01, batch_size: int = 200) -> int:
     """Number of latent dims with A_u > threshold (Burda et al. 2015 use 0.01): the dims in use."""
     return count_active(encode_means(vae, images, batch_size), threshold)
 
 
 # ---------------------------------------------------------------------------- Fréchet distance
-def oracle_features(oracle, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+def oracle_features(oracle, images: torch.Tensor, batch_size: int = 200) -> torch.Tensor:
     """(N, 3, S, S) -> (N, L): the oracle's features, the space the Fréchet distance lives in."""
     return batched(oracle, oracle.features, images, batch_size)
 
@@ -225,7 +225,7 @@ def predict_from_features(oracle, features: torch.Tensor) -> torch.Tensor:
                         for p, k in zip(parts, oracle.config.factor_levels)], dim=1)
 
 
-def factor_readout(oracle, images, factors, levels, names=None, batch_size: int = 500) -> OrderedDict:
+def factor_readout(oracle, images, factors, levels, names=None, batch_size: int = 200) -> OrderedDict:
     """How well the oracle reads each ground-truth factor off these images (N, 3, S, S), or off
     their oracle features (N, L) when those are at hand, given the true factors (N, F):
     {name: R² or accuracy}, in factor order (names default to factor_j)."""
@@ -244,7 +244,7 @@ class ReadoutRow(NamedTuple):
 
 
 def readout_loss(oracle, originals, reconstructions, factors, names, levels,
-                 batch_size: int = 500) -> list[ReadoutRow]:
+                 batch_size: int = 200) -> list[ReadoutRow]:
     """Per factor, the oracle's score on the originals and on their reconstructions (images, or
     their oracle features), and the drop: which factors survive the bottleneck and which it
     throws away."""

@@ -111,10 +111,11 @@ def check_page(page: Path, width: int, height: int, shots: Path | None, limit: i
                          f"images under half size: {len(m['small'])}; formulas {m['formulas']}, "
                          f"errors {m['math_errors']}")
             lines += [f"    past the edge: {o}" for o in m["over"][:8]]
-            for kind in ("formula", "table", "output"):
+            kinds = ("formula", "table", "output") + (("code",) if width >= 800 else ())  # code: a phone swipes it
+            for kind in kinds:
                 if m["scrolling"].get(kind) and state == "main line":
                     lines.append(f"    sideways {kind}s: {', '.join(sorted(set(m['scrolling'][kind])))}")
-            if m["small"] and width < 800:
+            if m["small"]:
                 lines.append(f"    small images: {', '.join(m['small'][:8])}")
             if shots is not None:
                 tag = "main" if state == "main line" else "open"

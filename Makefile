@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -c constraints.txt uv
-	$(PY) -m uv pip install --quiet --python $(PY) -c constraints.txt -e . \
+	$(PY) -m uv pip install --quiet --compile-bytecode --python $(PY) -c constraints.txt -e . \
 		|| $(PY) -m pip install -qq -c constraints.txt -e .  # -qq: errors only
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@

@@ -1,7 +1,7 @@
 """The faces cache loses nothing and serves nothing wrong (issue 24, defects 3, 4, 9 and 10):
 a full disk is named before drawing starts, killed writers' temporaries are removed (a live
 writer's never), a wrong cache is caught against the recorded checksums, and a cache "folder"
-that is a file is said to be one. Splits are cut to 40 faces (a dataset draws its whole split)."""
+that is a file is said to be one. Splits are cut to 40 faces."""
 from __future__ import annotations
 
 import errno
@@ -152,8 +152,9 @@ def test_a_wrong_cache_is_caught_by_the_recorded_checksums(tmp_path, monkeypatch
     with pytest.warns(UserWarning, match="fails its checksum .its images 0 to 7 differ from the faces drawn"):
         images = FacesDataset("test", cache_dir=tmp_path, limit=10).images_uint8()
     assert np.array_equal(images, drawn(65_000, 10))
-    [path] = tmp_path.iterdir()
-    assert np.array_equal(np.load(path), drawn(65_000))
+    [path] = tmp_path.iterdir()  # the wrong file gone; the first two blocks of 8 drawn again
+    assert path.name.startswith(f"faces-r{faces.RENDER_VERSION}-test-16-")
+    assert np.array_equal(np.load(path), drawn(65_000, 16))
 
 
 def test_a_cache_drawn_here_unlike_the_record_is_used_with_a_warning(tmp_path, monkeypatch):
@@ -193,3 +194,53 @@ def test_a_cache_that_is_a_file_is_named(tmp_path, monkeypatch):
         warnings.simplefilter("error")
         with pytest.raises(faces.CacheFolderError, match="lies under one"):
             faces.check_cache_dir(path / "inner")
+
+
+# --- issue 26: a dataset of the first N faces draws only those (in whole blocks) ------------------
+
+def test_only_the_missing_faces_are_drawn_and_a_longer_file_replaces_the_shorter(tmp_path, monkeypatch):
+    recorded_for(monkeypatch)                       # blocks of 8 faces
+    expected = drawn(65_000, 24)
+    real, calls = faces.render_uint8, []
+    monkeypatch.setattr(faces, "render_uint8", lambda f, i: calls.append((int(i[0]), len(i))) or real(f, i))
+    first = FacesDataset("test", cache_dir=tmp_path, limit=10).images_uint8()
+    assert calls == [(65_000, 16)]                  # two whole blocks, not the split's 40
+    assert [p.name.split("-")[3] for p in tmp_path.iterdir()] == ["16"]
+    more = FacesDataset("test", cache_dir=tmp_path, limit=20).images_uint8()
+    assert calls[1:] == [(65_016, 8)]               # only the missing block
+    [path] = tmp_path.iterdir()                     # the 16-face file replaced by a 24-face one
+    assert path.name.split("-")[3] == "24" and path.stem.endswith(faces.digest(np.load(path))[:16])
+    assert np.array_equal(np.load(path), expected)
+    assert np.array_equal(first, more[:10])         # the first reader's memory map still reads
+    for limit in (3, 24):
+        FacesDataset("test", cache_dir=tmp_path, limit=limit).images_uint8()
+    whole = FacesDataset("test", cache_dir=tmp_path).images_uint8()
+    assert calls[2:] == [(65_024, 16)] and len(whole) == 40
+    assert [p.name.split("-")[3] for p in tmp_path.iterdir()] == ["40"]
+    assert len(FacesDataset("test", cache_dir=tmp_path, limit=0).images_uint8()) == 0
+
+
+def test_a_damaged_shorter_file_is_not_grown_from(tmp_path, monkeypatch):
+    recorded_for(monkeypatch)
+    FacesDataset("test", cache_dir=tmp_path, limit=8).images_uint8()
+    [short] = tmp_path.iterdir()
+    damaged = np.load(short)
+    damaged[3, 0, 0, 0] ^= 1
+    np.save(short, damaged)                         # same name, other pixels
+    faces._VERIFIED.clear()                         # a new process
+    with pytest.warns(UserWarning, match="fails its checksum"):
+        images = FacesDataset("test", cache_dir=tmp_path, limit=20).images_uint8()
+    assert np.array_equal(images, drawn(65_000, 20))
+    [path] = tmp_path.iterdir()
+    assert np.array_equal(np.load(path), drawn(65_000, 24))
+
+
+def test_a_file_of_another_length_is_ignored(tmp_path, monkeypatch):
+    """n must be whole blocks (or the whole split): blocks are what the record can check."""
+    recorded_for(monkeypatch)
+    odd = drawn(65_000, 10)
+    np.save(tmp_path / f"faces-r{faces.RENDER_VERSION}-test-10-{faces.digest(odd)[:16]}.npy", odd)
+    data = FacesDataset("test", cache_dir=tmp_path, limit=10)
+    assert data.cache_files() == []
+    assert np.array_equal(data.images_uint8(), odd)
+    assert sorted(p.name.split("-")[3] for p in tmp_path.iterdir()) == ["10", "16"]

@@ -11,15 +11,21 @@ file records the sha256 of every block of ``CHUNK`` images of each split; a fres
 cache is checked against it (a mismatch is a warning that names the blocks), and the test suite
 renders blocks and compares them, so a change of the renderer can never pass unnoticed.
 
-Each split is drawn once, whole, and cached as one uint8 ``.npy`` file whose name carries the
-first 16 hex digits of the sha256 of its pixels (``faces-r{RENDER_VERSION}-{split}-{n}-{digest}.npy``);
-a dataset of the first N images of a split is a slice of it. The file is written under a
-temporary name and renamed into place (see :mod:`vaebook.data.facecache`). The first time a
-process opens a cached split, its blocks are hashed and compared with the recorded checksums,
-so a damaged cache, or a wrong one copied from elsewhere, is drawn again, never served.
+Each split is cached as one uint8 ``.npy`` file holding its first n images, n a multiple of
+``CHUNK`` (or the whole split), whose name carries n and the first 16 hex digits of the sha256 of
+its pixels (``faces-r{RENDER_VERSION}-{split}-{n}-{digest}.npy``). A dataset of the first N images
+of a split is a slice of that file; when N is more than it holds, only the missing images are
+drawn, and a longer file (the old images, then the new) replaces it. So every face is drawn once,
+and a machine that reads only the book, which uses the first few thousand faces of each split,
+draws 11,000 faces rather than all 75,000. Every file is written under a temporary name and
+renamed into place (see :mod:`vaebook.data.facecache`). The first time a process opens a cache
+file, its blocks are hashed and compared with the recorded checksums, so a damaged cache, or a
+wrong one copied from elsewhere, is drawn again, never served.
 """
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 import warnings
@@ -137,13 +143,28 @@ class FacesDataset(Dataset):
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self._images: np.ndarray | None = None
 
-    def cache_prefix(self) -> str:
-        return f"faces-r{RENDER_VERSION}-{self.split}-{self.split_size}-"
+    def cache_name(self, n: int, sha256: str) -> str:
+        return f"faces-r{RENDER_VERSION}-{self.split}-{n}-{sha256[:_DIGITS]}.npy"
 
     def cache_files(self) -> list[Path]:
-        """The cache files of this dataset's split (all of it: a dataset of its first N images
-        is a slice of the one file)."""
-        return sorted(self.cache_dir.glob(self.cache_prefix() + "*.npy"))
+        """The cache files of this dataset's split, the longest first (normally one: the file
+        that holds the split's first n images; a dataset of its first N ≤ n is a slice of it)."""
+        files = self.cache_dir.glob(f"faces-r{RENDER_VERSION}-{self.split}-*-*.npy")
+        return sorted((p for p in files if self._length(p) is not None), key=self._length, reverse=True)
+
+    def _length(self, path: Path) -> int | None:
+        """n, the number of images a cache file's name says it holds; None for another name
+        (an n that is neither a multiple of CHUNK nor the whole split cannot be checked)."""
+        n = path.stem.split("-")[-2]
+        if not n.isdigit() or not 0 < int(n) <= self.split_size:
+            return None
+        return int(n) if int(n) % CHUNK == 0 or int(n) == self.split_size else None
+
+    @property
+    def needed(self) -> int:
+        """How many of the split's first images a cache file must hold for this dataset: its
+        length rounded up to a whole block of CHUNK (the unit of the recorded checksums)."""
+        return min(self.split_size, -(-len(self) // CHUNK) * CHUNK)
 
     @property
     def split_size(self) -> int:
@@ -165,7 +186,7 @@ class FacesDataset(Dataset):
             stat = path.stat()
         except (OSError, ValueError, EOFError):  # missing, truncated or garbage
             return None
-        if arr.dtype != np.uint8 or arr.shape != (self.split_size, 3, IMAGE_SIZE, IMAGE_SIZE):
+        if arr.dtype != np.uint8 or arr.shape != (self._length(path), 3, IMAGE_SIZE, IMAGE_SIZE):
             return None
         key = (str(path), stat.st_size, stat.st_mtime_ns)
         if not _VERIFIED.get(key):
@@ -179,37 +200,48 @@ class FacesDataset(Dataset):
             release_pages(arr)  # what the check read beyond the hashing; keep only what is used
         return arr
 
-    def _render_cache(self) -> Path:
-        """Draw every image of this dataset's split into a new cache file; check it against the
-        recorded checksums. Returns the file."""
+    def _render_cache(self, n: int, drawn: np.ndarray | None) -> Path:
+        """Write a cache file of the split's first n images: `drawn` (the first images, from
+        a shorter cache file, or None), then the rest, drawn now; check the new images against
+        the recorded checksums. Returns the file."""
         check_cache_dir(self.cache_dir)
         remove_stale_temporaries(self.cache_dir)  # of writers killed before their rename
-        lo, hi = SPLITS[self.split]
-        shape = (hi - lo, 3, IMAGE_SIZE, IMAGE_SIZE)
-        what = f"drawing the {hi - lo:,} {self.split} faces"
+        lo, start = SPLITS[self.split][0], 0 if drawn is None else len(drawn)
+        shape = (n, 3, IMAGE_SIZE, IMAGE_SIZE)
+        what = (f"drawing the {n:,} {self.split} faces" if start == 0 else
+                f"drawing {self.split} faces {start:,} to {n - 1:,} (a file of the first {n:,})")
         check_space(self.cache_dir, what, int(np.prod(shape)) + 128)
-        indices = torch.arange(lo, hi, dtype=torch.int64)
+        indices = torch.arange(lo + start, lo + n, dtype=torch.int64)
         factors = sample_factors(indices)
         step = self.RENDER_BATCH
-        chunks = (render_uint8(factors[i:i + step], indices[i:i + step]) for i in range(0, hi - lo, step))
-        path = write_atomically(self.cache_dir, lambda h: f"{self.cache_prefix()}{h[:_DIGITS]}.npy",
-                                chunks, shape, what)
+        old = [] if drawn is None else (drawn[i:i + CHUNK] for i in range(0, start, CHUNK))
+        new = (render_uint8(factors[i:i + step], indices[i:i + step]) for i in range(0, n - start, step))
+        path = write_atomically(self.cache_dir, lambda h: self.cache_name(n, h),
+                                itertools.chain(old, new), shape, what)
         stat = path.stat()
         _VERIFIED[(str(path), stat.st_size, stat.st_mtime_ns)] = True  # drawn here, just now
-        bad = chunk_mismatches(self.split, np.load(path, mmap_mode="r"))
+        bad = [c for c in chunk_mismatches(self.split, np.load(path, mmap_mode="r")) if c * CHUNK >= start]
         if bad:
-            warn_drawn_differently(self.split, bad, hi - lo)
+            warn_drawn_differently(self.split, bad, n)
         return path
 
     def images_uint8(self) -> np.ndarray:
         """The images of this dataset as a read-only (N, 3, 64, 64) uint8 array: the first N
-        rows of the memory-mapped cache file of its whole split (drawn the first time)."""
+        rows of the memory-mapped cache file of its split. The first time, or when the file
+        holds fewer than N images, the missing ones are drawn into a longer file, which
+        replaces the shorter."""
         if self._images is None:
+            if len(self) == 0:
+                return np.zeros((0, 3, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
             arr = next((a for a in map(self._open, self.cache_files()) if a is not None), None)
-            if arr is None:
-                arr = self._open(self._render_cache())
+            if arr is None or len(arr) < self.needed:  # the longest file is too short, or none
+                arr = self._open(self._render_cache(self.needed, arr))
                 if arr is None:
                     raise RuntimeError(f"could not read back the faces cache in {self.cache_dir}")
+                for path in self.cache_files():   # the shorter files the new one replaces
+                    if self._length(path) < len(arr):
+                        with contextlib.suppress(OSError):  # a reader's memory map keeps its pages
+                            path.unlink()
             self._images = arr[:len(self)]
         return self._images
 

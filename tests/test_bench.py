@@ -29,6 +29,23 @@ def test_report_of_a_chapter_run():
     assert lines[5].startswith("largest kernel: 2,300 MB, 02-b") and "MISSED" in lines[5]       # > 2 GB
 
 
+def test_the_last_fresh_clone_run_is_reported_against_its_targets(tmp_path):
+    path = tmp_path / "fresh.json"
+    assert "no run recorded" in bench_book.report_fresh(path)[0]
+    old = {"date": "2026-12-01 00:00", "machine": "m", "commit": "0" * 40, "load_before": 2.0,
+           "commands": {"make book": 999.0}}
+    new = {"date": "2026-12-06 07:00", "machine": "AMD EPYC, 2 CPUs", "commit": "abcdef1" + "0" * 33,
+           "load_before": 0.4, "commands": {"make book": 170.4, "make test": 361.0}}
+    path.write_text(json.dumps([old, new]))
+    head, book, test = bench_book.report_fresh(path)
+    assert "2026-12-06 07:00 at abcdef1" in head and "load average 0.4" in head
+    assert book.split() == ["make", "book", "2", "min", "50", "s", "=", "170", "s", "(target", "<=", "180)"]
+    assert test.endswith("6 min 01 s = 361 s   (target <= 360: MISSED)")
+    path.write_text(json.dumps({"commands": {}}))
+    with pytest.raises(ValueError, match="not a list of fresh-clone runs"):
+        bench_book.report_fresh(path)
+
+
 def test_a_saved_run_is_read_back_and_a_foreign_file_refused(tmp_path):
     path = tmp_path / "run.json"
     path.write_text(json.dumps(RUN))

@@ -11,6 +11,8 @@
 - the time of each chapter, of the whole book and the largest kernel's peak memory
   (``--chapters``, saved with ``--save-chapters FILE``; ``--chapters-from FILE`` reports a
   saved run);
+- the last fresh-clone run recorded by ``tools/fresh_clone.py`` (``make book`` and ``make test``
+  from a new clone with empty caches), next to its targets;
 - on a GPU: fp32 against bf16 autocast with channels_last (and torch.compile), and the fraction
   of the GPU's measured bf16 matmul peak that the model's FLOPs reach.
 Timings are medians of repeats after a warm-up; nothing here is asserted.
@@ -32,7 +34,7 @@ from ..models import build_model
 from ..store.presets import get_preset
 from ..train.loop import TrainConfig, fit, pick_device
 from .bench_book import (TARGETS, against, bench_render, load_note, read_chapter_timings, report_chapters,
-                         time_chapters)
+                         report_fresh, time_chapters)
 
 
 def timed(fn, repeats: int = 3) -> float:
@@ -256,6 +258,7 @@ def main(argv=None) -> None:
         bench_gpu(device)
     if args.chapters or args.chapters_from:
         bench_chapters(args.save_chapters, args.chapters_from)
+    print(*report_fresh(), sep="\n")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 
 TARGETS = {"render_faces_s": 3000.0, "decode_ms": 5.0, "chapter_s": 20.0, "book_s": 90.0,
-           "kernel_mb": 2048.0}
+           "kernel_mb": 2048.0, "fresh_book_s": 180.0, "fresh_test_s": 360.0}
+FRESH = Path(__file__).resolve().parents[2] / "bench" / "fresh-clone.json"   # tools/fresh_clone.py
 PEAK_CELL = ("import json as _j, resource as _r\n"
              "print(_j.dumps({'vaebook_peak_kb': _r.getrusage(_r.RUSAGE_SELF).ru_maxrss}))")
 
@@ -119,4 +120,28 @@ def report_chapters(run: dict) -> list[str]:
     largest = max(chapters, key=lambda c: c["peak_mb"])
     lines.append(f"largest kernel: {largest['peak_mb']:,.0f} MB, {largest['name']}   "
                  f"({against(largest['peak_mb'], TARGETS['kernel_mb'])} MB)")
+    return lines
+
+
+def minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)} min {seconds % 60:02.0f} s"
+
+
+def report_fresh(path: Path = FRESH) -> list[str]:
+    """The lines `make bench` prints for the last fresh-clone run that tools/fresh_clone.py
+    recorded (a fresh clone, empty faces and package caches: minutes per run, so it is recorded
+    rather than measured at every bench), each command next to its target."""
+    if not Path(path).exists():
+        return [f"fresh clone: no run recorded ({path.name}: run tools/fresh_clone.py)"]
+    runs = json.loads(Path(path).read_text())
+    if not isinstance(runs, list) or not runs or any({"date", "machine", "commit", "commands"} - set(r)
+                                                     for r in runs):
+        raise ValueError(f"{path} is not a list of fresh-clone runs (tools/fresh_clone.py writes it)")
+    run = runs[-1]
+    lines = [f"fresh clone (recorded {run['date']} at {run['commit'][:7]}, {run['machine']}, load average "
+             f"{run['load_before']:.1f} before; empty caches):"]
+    for command, seconds in run["commands"].items():
+        target = TARGETS.get(f"fresh_{command.split()[-1]}_s")
+        tail = f"   ({against(seconds, target)})" if target else ""
+        lines.append(f"  {command:12s} {minutes(seconds)} = {seconds:.0f} s{tail}")
     return lines

@@ -34,8 +34,14 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} CPUs, {platform.system()} {platform.machine()}"
 
 
-def time_command(target: str, work: Path) -> tuple[float, float]:
-    """`make target` in a new clone under work, with empty caches: (seconds, load before)."""
+def faces_cached(folder: Path) -> int:
+    """How many faces the cache files in `folder` hold (their names say: ...-{split}-{n}-...)."""
+    return sum(int(p.stem.split("-")[-2]) for p in folder.glob("faces-*.npy"))
+
+
+def time_command(target: str, work: Path) -> tuple[float, float, int]:
+    """`make target` in a new clone under work, with empty caches: (seconds, load before,
+    faces drawn)."""
     clone = work / f"clone-{target}"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     caches = {"VAEBOOK_CACHE": work / f"faces-{target}", "UV_CACHE_DIR": work / f"uv-{target}"}
@@ -49,9 +55,10 @@ def time_command(target: str, work: Path) -> tuple[float, float]:
     seconds = time.perf_counter() - start
     if code:
         raise SystemExit(f"make {target} failed in {clone} (exit {code}); see {work / (target + '.log')}")
+    drawn = faces_cached(caches["VAEBOOK_CACHE"])
     for folder in [clone, *caches.values()]:
         shutil.rmtree(folder, ignore_errors=True)
-    return seconds, load
+    return seconds, load, drawn
 
 
 def main(argv: list[str]) -> int:
@@ -61,10 +68,12 @@ def main(argv: list[str]) -> int:
     run = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "commit": commit, "commands": {}}
     with tempfile.TemporaryDirectory(prefix="vaebook-fresh-") as work:
         for target in targets:
-            seconds, load = time_command(target, Path(work))
+            seconds, load, drawn = time_command(target, Path(work))
             run.setdefault("load_before", load)
             run["commands"][f"make {target}"] = round(seconds, 1)
-            print(f"make {target}: {seconds:.1f} s (load average {load:.1f} before)", flush=True)
+            run.setdefault("faces_drawn", {})[f"make {target}"] = drawn
+            print(f"make {target}: {seconds:.1f} s (load average {load:.1f} before; {drawn:,} faces drawn)",
+                  flush=True)
     runs = json.loads(FRESH.read_text()) if FRESH.exists() else []
     atomic_write_bytes(FRESH, (json.dumps(runs + [run], indent=1) + "\n").encode())
     print(*report_fresh(FRESH), sep="\n")

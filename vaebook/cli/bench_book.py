@@ -69,9 +69,10 @@ def bench_render(n: int = 4096, repeats: int = 3) -> dict:
 
 
 def time_chapters(qmds: list[Path], root: Path, save: Path | None = None, warm: bool = True) -> dict:
-    """Execute each chapter in a fresh kernel (as the book build does), with the faces cache
-    warm (drawn first, untimed, unless `warm` is False); its seconds and its kernel's peak
-    resident memory. Saved as JSON when `save` is set."""
+    """Execute each chapter in a fresh kernel, as the book build does (and stopped as it stops
+    it: at once, outputs in hand), with the faces cache warm (drawn first, untimed, unless
+    `warm` is False); its seconds and its kernel's peak resident memory. Saved as JSON when
+    `save` is set."""
     import jupytext
     import nbclient
     import nbformat
@@ -85,7 +86,7 @@ def time_chapters(qmds: list[Path], root: Path, save: Path | None = None, warm: 
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
         nb.cells.append(nbformat.v4.new_code_cell(PEAK_CELL))
         start = time.perf_counter()
-        nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+        nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", shutdown_kernel="immediate",
                                 resources={"metadata": {"path": str(root / "notebooks")}}).execute()
         seconds = time.perf_counter() - start
         text = "".join(o.get("text", "") for o in nb.cells[-1].outputs)

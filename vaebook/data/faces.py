@@ -16,8 +16,8 @@ Each split is cached as one uint8 ``.npy`` file holding its first n images, n a 
 its pixels (``faces-r{RENDER_VERSION}-{split}-{n}-{digest}.npy``). A dataset of the first N images
 of a split is a slice of that file; when N is more than it holds, only the missing images are
 drawn, and a longer file (the old images, then the new) replaces it. So every face is drawn once,
-and a machine that reads only the book, which uses the first few thousand faces of each split,
-draws 11,000 faces rather than all 75,000. Every file is written under a temporary name and
+and a machine that only builds the book draws the faces its chapters use, not all 75,000
+(``bench/fresh-clone.json`` records how many). Every file is written under a temporary name and
 renamed into place (see :mod:`vaebook.data.facecache`). The first time a process opens a cache
 file, its blocks are hashed and compared with the recorded checksums, so a damaged cache, or a
 wrong one copied from elsewhere, is drawn again, never served.

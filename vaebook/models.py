@@ -162,7 +162,12 @@ class Oracle(nn.Module):
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) -> (B, F) factor estimates: values for continuous factors, the most
         likely class for categorical ones."""
-        parts = self.split_outputs(self(x))
+        return self.predict_from_features(self.features(x))
+
+    @torch.no_grad()
+    def predict_from_features(self, features: torch.Tensor) -> torch.Tensor:
+        """predict(x) from features(x) (B, L) already computed: (B, F)."""
+        parts = self.split_outputs(self.head(features))
         cols = [p if k == 0 else p.argmax(1).float() for p, k in zip(parts, self.config.factor_levels)]
         return torch.stack(cols, dim=1)
 

@@ -131,8 +131,7 @@ def _sample_mixture(mix: MixtureSameFamily, n: int) -> torch.Tensor:
                           dtype=components.loc.dtype).normal_()       # (n, K, D)
         picked = eps[torch.arange(n), which]                           # (n, D)
         k, d = components.batch_shape[0], components.event_shape[0]
-        tril = components._unbroadcasted_scale_tril.expand(k, d, d)
-        loc = components.loc.expand(k, d)
+        tril, loc = components.scale_tril.expand(k, d, d), components.loc.expand(k, d)
         codes = torch.empty_like(picked)
         for j in range(k):                                             # m + L ε, per component
             mine = which == j

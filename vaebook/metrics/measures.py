@@ -218,19 +218,12 @@ def readout_scores(predictions: torch.Tensor, factors: torch.Tensor, levels) -> 
     return scores
 
 
-def predict_from_features(oracle, features: torch.Tensor) -> torch.Tensor:
-    """oracle.predict(x) from features = oracle.features(x) (N, L) already computed: (N, F)."""
-    parts = oracle.split_outputs(oracle.head(features))
-    return torch.stack([p if k == 0 else p.argmax(1).float()
-                        for p, k in zip(parts, oracle.config.factor_levels)], dim=1)
-
-
 def factor_readout(oracle, images, factors, levels, names=None, batch_size: int = 200) -> OrderedDict:
     """How well the oracle reads each ground-truth factor off these images (N, 3, S, S), or off
     their oracle features (N, L) when those are at hand, given the true factors (N, F):
     {name: R² or accuracy}, in factor order (names default to factor_j)."""
     names = names or [f"factor_{j}" for j in range(factors.shape[1])]
-    predict = oracle.predict if images.dim() > 2 else lambda f: predict_from_features(oracle, f)
+    predict = oracle.predict if images.dim() > 2 else oracle.predict_from_features
     predictions = batched(oracle, predict, images, batch_size)
     return OrderedDict(zip(names, readout_scores(predictions, factors, levels)))
 

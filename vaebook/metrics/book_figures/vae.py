@@ -67,11 +67,11 @@ CH5_COMPARISONS = {
 def fd_samplers() -> dict:
     """Chapter 5's table of Fréchet distances (oracle features; 2,000 images per set against the
     2,000 reference faces; lower is better), keyed "AE / kind" and "VAE / kind": each model's
-    reconstructions of the 2,000 fitting faces (decoded codes, posterior means for the VAE), the
+    reconstructions of the 2,000 encoded test faces (decoded codes, posterior means for the VAE), the
     VAE's decoded prior draws (:func:`ch5_prior_draws`), and decoded draws from chapter 2's
     densities fitted to the codes (posterior means) of 5,000 training faces
     (:func:`ch5_ex_post_samples`; no mixture for the VAE); the floor, the distance of the 2,000
-    fitting faces themselves. Then the bootstrap: 30 times, the same resample (with
+    encoded test faces themselves. Then the bootstrap: 30 times, the same resample (with
     replacement) of the 2,000 features of every set and of the reference, and the standard
     deviation of each difference of :data:`CH5_COMPARISONS` over the 30 replicates. And
     "shown": the codes of the first 12 draws from the autoencoder's per-coordinate Gaussian and
@@ -119,7 +119,7 @@ def fd_samplers() -> dict:
 @book_figure("ch5-midpoints", models=("ae", "vae", "oracle"), rel_tol=CH5_REL_TOL)
 def fd_midpoints() -> dict:
     """Chapter 5's midpoints table: for the autoencoder's codes and the VAE's posterior means of
-    the 2,000 fitting faces, 1,000 random pairs (torch.manual_seed(3), then a permutation split
+    the 2,000 encoded test faces, 1,000 random pairs (torch.manual_seed(3), then a permutation split
     in two halves, as the chapter draws them); the Fréchet distance to the 2,000 reference faces
     of the decoded ends (the reconstructions of the first face of each pair), of the decoded
     straight midpoints, and of the midpoints rescaled to the mean of the ends' distances from the
@@ -156,7 +156,7 @@ def fd_vae_long() -> dict:
     """Chapter 5's Fréchet distances of vae-long (the VAE trained for 20 epochs) to the 2,000
     reference faces: its decoded prior draws (the same z as the chapter's VAE,
     :func:`ch5_prior_draws`) and its reconstructions (decoded posterior means) of the 2,000
-    fitting faces."""
+    encoded test faces."""
     from ..batching import decode, encode_means
     from ..measures import frechet_distance, oracle_features
     model, oracle = ch5_load("vae-long"), ch5_load("oracle")
@@ -232,7 +232,7 @@ def sigma_compare() -> dict:
     `vae` (σ = 0.6) and `vae-sigma0.248`: one column each (:func:`ch5_sigma_scores`), from 16
     draws z_k ~ Q(z|x) (seed 0) for each of the chapter's first 100 test faces, the σ fitted on
     one draw (seed 0) for each of the first 500 validation faces, the posterior means and
-    reconstructions of the 2,000 fitting faces, and the decoded prior draws
+    reconstructions of the 2,000 encoded test faces, and the decoded prior draws
     (:func:`ch5_prior_draws`) against the 2,000 reference faces."""
     from ...data import load_dataset, stack_images
     from .. import likelihood
